@@ -160,3 +160,24 @@ def test_manifests_one_file_per_object(tmp_path):
     import yaml
 
     assert yaml.safe_load((tmp_path / "deployment-scoring-scoring-api.yaml").read_text()) == resources[1]["inputs"]
+
+
+@pytest.mark.parametrize("edit,policy,names", [
+    ("flow-log-reject", "vpc-flow-log-all-traffic", {"network-flow-log"}),
+    ("default-sg-rule", "vpc-default-sg-no-rules", {"network-default-sg"}),
+    ("private-public-ip", "subnet-no-public-ip", {"network-private-euw1-az1"}),
+])
+def test_plan_with_network_edited_by_hand_fails(staging_plan, tmp_path, edit, policy, names):
+    edited = json.loads(json.dumps(staging_plan))
+    for r in edited["resources"]:
+        if edit == "flow-log-reject" and r["type"] == "aws:ec2/flowLog:FlowLog":
+            r["inputs"]["trafficType"] = "REJECT"
+        if edit == "default-sg-rule" and r["type"] == "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup":
+            r["inputs"]["ingress"] = [{"protocol": "-1", "fromPort": 0, "toPort": 0, "self": True}]
+        if edit == "private-public-ip" and r["name"] == "network-private-euw1-az1":
+            r["inputs"]["mapPublicIpOnLaunch"] = True
+    path, out = tmp_path / "edited.json", tmp_path / "checked.json"
+    path.write_text(json.dumps(edited))
+    assert preview.main(["--plan", str(path), "--json", str(out), "--quiet"]) == preview.EXIT_VIOLATIONS
+    violations = json.loads(out.read_text())["violations"]
+    assert {v["name"] for v in violations if v["policy"] == policy and v["enforcement"] == "mandatory"} == names
