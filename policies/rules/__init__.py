@@ -6,9 +6,9 @@ the catalogue all read this list).
 from __future__ import annotations
 
 from ..model import Rule
-from . import platform, rds
+from . import kubernetes, kubernetes_ingress, kubernetes_stack, platform, rds
 
-MODULES = [rds, platform]
+MODULES = [rds, platform, kubernetes, kubernetes_ingress, kubernetes_stack]
 
 RULES: list[Rule] = [rule for module in MODULES for rule in module.RULES]
 
