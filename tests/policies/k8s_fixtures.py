@@ -12,7 +12,11 @@ import copy
 import json
 from typing import Any
 
+from policies.rules import kubernetes, kubernetes_ingress, kubernetes_stack
 from tests.policies.helpers import res
+
+#: Every rule of the Kubernetes half of the pack.
+K8S_RULES = [*kubernetes.RULES, *kubernetes_ingress.RULES, *kubernetes_stack.RULES]
 
 NS = "scoring"
 ACCOUNT = "123456789012"

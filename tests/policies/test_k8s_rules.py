@@ -10,11 +10,10 @@ import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies.engine import evaluate
-from policies.rules import kubernetes, kubernetes_ingress, kubernetes_stack
 from tests.policies import k8s_fixtures as fx
 from tests.policies.helpers import Case, res
 
-K8S_RULES = [*kubernetes.RULES, *kubernetes_ingress.RULES, *kubernetes_stack.RULES]
+K8S_RULES = fx.K8S_RULES
 BY_ID = {r.id: r for r in K8S_RULES}
 A = "alb.ingress.kubernetes.io/"
 
