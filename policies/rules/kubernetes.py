@@ -304,9 +304,10 @@ def _secret_env(t: PodTemplate, cfg) -> Iterator[str]:
                 yield f"{c.label} envFrom imports Secret {get(e, 'secretRef', 'name')!r} as environment"
 
 
-_SENSITIVE_NAME = re.compile(r"PASSW(OR)?D|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|AUTH", re.I)
-#: Names that hold a pointer to a secret, not the secret (an ARN, an id, a file path).
-_POINTER_NAME = re.compile(r"(_ARNS?|_IDS?|_NAMES?|_PATHS?|_FILES?|_DIR|_REF|_URI_ENV)$", re.I)
+#: Names ending in a credential word (``DB_PASSWORD``, ``REDIS_AUTH_TOKEN``); a name that
+#: only contains one (``DB_SECRET_ARN``, ``MAX_TOKENS``) points at or counts something.
+_SENSITIVE_NAME = re.compile(
+    r"(PASSW(OR)?D|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY(_ID)?|CREDENTIALS?)$", re.I)
 _SENSITIVE_VALUE = [
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
@@ -321,7 +322,9 @@ def _credential_problem(name: str, value: Any) -> str | None:
     for pattern, what in _SENSITIVE_VALUE:
         if pattern.search(value):
             return f"holds {what}"
-    if _SENSITIVE_NAME.search(name) and not _POINTER_NAME.search(name) and not value.startswith("arn:"):
+    if value.lower() in ("true", "false") or value.isdigit():
+        return None  # a switch or a size, not a credential
+    if _SENSITIVE_NAME.search(name) and not value.startswith("arn:"):
         return "looks like a credential given as a literal"
     return None
 
@@ -714,6 +717,9 @@ def _egress_allowlist(props: Mapping[str, Any], cfg) -> Iterator[str]:
         non_dns = False
         for p in ports:
             port = get(p, "port")
+            if port is None:
+                yield f"egress[{i}] allows every {get(p, 'protocol') or 'TCP'} port"
+                continue
             spec = (f"{fmt(port)}/{get(p, 'protocol') or 'TCP'}".upper() if number(port) is not None
                     else _port_spec(p).upper())
             if get(p, "endPort") is not None:

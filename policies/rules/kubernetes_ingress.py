@@ -35,6 +35,14 @@ def alb_annotations(props: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _value(annotations: Mapping[str, Any], name: str) -> Any:
+    """An annotation's value; unknown during preview raises (the rule cannot run then)."""
+    value = get(annotations, PREFIX + name)
+    return value.strip() if isinstance(value, str) else value
+
+
+def _arn(annotations: Mapping[str, Any], name: str) -> Any:
+    """An ARN annotation; :data:`UNKNOWN` when it comes from a resource created in the same
+    stack (an ACM certificate, a WAF ACL), which counts as set."""
     value = peek(annotations, PREFIX + name)
     return value.strip() if isinstance(value, str) else value
 
@@ -44,7 +52,7 @@ def listen_ports(annotations: Mapping[str, Any]) -> list[tuple[str, int]] | str:
     Absent means the controller's default: HTTPS:443 with a certificate, else HTTP:80."""
     raw = _value(annotations, "listen-ports")
     if raw is None:
-        return [("HTTPS", 443)] if _value(annotations, "certificate-arn") else [("HTTP", 80)]
+        return [("HTTPS", 443)] if _arn(annotations, "certificate-arn") else [("HTTP", 80)]
     try:
         parsed = json.loads(raw)
         out = [(str(proto).upper(), int(port)) for item in parsed for proto, port in item.items()]
@@ -81,7 +89,7 @@ def _https(a, cfg) -> Iterator[str]:
         return
     if not any(proto == "HTTPS" for proto, _ in ports):
         yield f"ALB has no HTTPS listener ({PREFIX}listen-ports: {_value(a, 'listen-ports') or 'default HTTP:80'})"
-    cert = _value(a, "certificate-arn")
+    cert = _arn(a, "certificate-arn")
     if cert is None or (cert is not UNKNOWN and not re.match(r"^arn:aws[a-z-]*:acm:", str(cert))):
         yield f"annotation {PREFIX}certificate-arn is {cert or 'unset'} (an ACM certificate ARN is required)"
 
@@ -103,8 +111,6 @@ def _redirect(a, cfg) -> Iterator[str]:
 
 def _tls_policy(a, cfg) -> Iterator[str]:
     policy = _value(a, "ssl-policy")
-    if policy is UNKNOWN:
-        return
     if policy is None or not TLS12_POLICY.match(str(policy)):
         got = policy or "unset (controller default ELBSecurityPolicy-2016-08 accepts TLS 1.0)"
         yield f"{PREFIX}ssl-policy is {got}: use a TLS 1.2+ policy such as ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -134,8 +140,6 @@ def _scheme(a, cfg) -> Iterator[str]:
 
 def _health_check(a, cfg) -> Iterator[str]:
     path = _value(a, "healthcheck-path")
-    if path is UNKNOWN:
-        return
     if not isinstance(path, str) or not path.startswith("/"):
         yield f"{PREFIX}healthcheck-path is {path or 'unset'} (point it at the service's readiness route)"
 
@@ -143,7 +147,7 @@ def _health_check(a, cfg) -> Iterator[str]:
 def _waf(a, cfg) -> Iterator[str]:
     if _value(a, "scheme") != "internet-facing":
         return
-    acl = _value(a, "wafv2-acl-arn")
+    acl = _arn(a, "wafv2-acl-arn")
     if acl is None or (acl is not UNKNOWN and not str(acl).startswith("arn:")):
         yield f"internet-facing ALB has no {PREFIX}wafv2-acl-arn (a WAFv2 web ACL must screen public traffic)"
 

@@ -219,3 +219,31 @@ def test_auto_named_role_matches_its_arn():
     s["scoring-sa"]["inputs"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] = (
         f"arn:aws:iam::{fx.ACCOUNT}:role/scoring-irsa-1a2b3c4")
     assert run(s) == []
+
+
+def test_unknown_load_balancer_attributes_cannot_be_judged_during_preview():
+    s = fx.hardened()
+    fx.annotations(s)[A + "load-balancer-attributes"] = UNKNOWN_STRING_VALUE  # names the log bucket output
+    found = run(s)
+    assert all(v["message"].startswith(CANT_RUN) and v["enforcement"] == "advisory" for v in found)
+    assert policies(found) == ["k8s-alb-access-logs", "k8s-alb-deletion-protection", "k8s-alb-desync-mitigation",
+                               "k8s-alb-drop-invalid-headers"]
+
+
+def test_names_that_only_mention_a_credential_are_not_credentials():
+    s = fx.hardened()
+    fx.app(s)["env"].extend([{"name": "BEDROCK_MAX_TOKENS", "value": "512"},
+                             {"name": "REDIS_AUTH_TOKEN_SECRET_ARN", "value": "arn:aws:secretsmanager:x"},
+                             {"name": "REQUIRE_API_KEY", "value": "true"},
+                             {"name": "TOKEN_ISSUER", "value": "fraudstack"}])
+    assert run(s) == []
+    fx.app(s)["env"].append({"name": "REDIS_AUTH_TOKEN", "value": "test-key-not-a-secret"})
+    assert [(v["policy"], v["message"]) for v in run(s)] == [(
+        "k8s-no-credentials-in-env", "container 'scoring' env 'REDIS_AUTH_TOKEN' looks like a credential given "
+                                     "as a literal (read it from Secrets Manager at start-up)")]
+
+
+def test_egress_rule_without_a_port_number_opens_every_port_of_its_protocol():
+    s = fx.hardened()
+    s["allow-egress"]["inputs"]["spec"]["egress"][1]["ports"] = [{"protocol": "TCP"}]
+    assert [v["message"] for v in run(s)] == ["egress[1] allows every TCP port"]
