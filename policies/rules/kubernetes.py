@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from ..model import Param, Rule
+from ..model import Param, Rule, with_type
 from .k8s_objects import (
     CONFIG_MAP,
     DEPLOYMENT,
@@ -27,11 +27,11 @@ from .k8s_objects import (
     NETWORK_POLICY,
     OBJECT_TYPES,
     PDB,
+    POD,
     POD_TYPES,
     REPLICATED_TYPES,
     SERVICE,
     SERVICE_ACCOUNT,
-    STATEFULSET,
     UNKNOWN,
     Container,
     PodTemplate,
@@ -54,40 +54,18 @@ from .k8s_objects import (
 PodCheck = Callable[[PodTemplate, Mapping[str, Any]], Iterable[str]]
 
 
-def _pod_rule(check: PodCheck) -> Callable[[Mapping[str, Any], Mapping[str, Any]], Iterator[str]]:
-    """Adapt a pod-template check to the model's ``check(props, cfg)``.
+def _pod_rule(check: PodCheck) -> Callable[[Mapping[str, Any], Mapping[str, Any], str], Iterator[str]]:
+    """Adapt a pod-template check to the model's ``check(props, cfg, resource_type)``: the
+    one extractor finds the pod template of whichever workload kind it is given."""
 
-    The model's check does not receive the resource type, so the template is found by
-    shape: ``spec.template`` (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job),
-    ``spec.jobTemplate.spec.template`` (CronJob), or the object itself (Pod)."""
-
-    def run(props: Mapping[str, Any], cfg: Mapping[str, Any]) -> Iterator[str]:
-        template = _template_by_kind(props)
+    @with_type
+    def run(props: Mapping[str, Any], cfg: Mapping[str, Any], resource_type: str) -> Iterator[str]:
+        template = pod_template(resource_type, props)
         if template is not None:
             yield from check(template, cfg)
 
     run.__doc__ = check.__doc__
     return run
-
-
-_KIND_TO_TYPE = {
-    "Deployment": DEPLOYMENT, "StatefulSet": STATEFULSET, "DaemonSet": "kubernetes:apps/v1:DaemonSet",
-    "ReplicaSet": "kubernetes:apps/v1:ReplicaSet", "Job": "kubernetes:batch/v1:Job",
-    "CronJob": "kubernetes:batch/v1:CronJob", "Pod": "kubernetes:core/v1:Pod",
-}
-
-
-def _template_by_kind(props: Mapping[str, Any]) -> PodTemplate | None:
-    kind = peek(props, "kind")
-    rtype = _KIND_TO_TYPE.get(kind) if isinstance(kind, str) else None
-    if rtype is None:
-        # pulumi-kubernetes always records kind; fall back to the shape.
-        for rtype in (DEPLOYMENT, "kubernetes:batch/v1:CronJob"):
-            t = pod_template(rtype, props)
-            if t is not None and t.spec:
-                return t
-        return pod_template("kubernetes:core/v1:Pod", props)
-    return pod_template(rtype, props)
 
 
 def _k8s_rule(id: str, name: str, refs: tuple[str, ...], severity: str, description: str,
@@ -277,12 +255,13 @@ def _security_context_set(t: PodTemplate, cfg) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- K22-K25
-def _token_automount(props: Mapping[str, Any], cfg) -> Iterator[str]:
-    if peek(props, "kind") == "ServiceAccount":
+@with_type
+def _token_automount(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
+    if resource_type == SERVICE_ACCOUNT:
         if get(props, "automountServiceAccountToken") is not False:
             yield "ServiceAccount does not set automountServiceAccountToken: false"
         return
-    t = _template_by_kind(props)
+    t = pod_template(resource_type, props)
     if t is not None and get(t.spec, "automountServiceAccountToken") is not False:
         yield ("pod spec does not set automountServiceAccountToken: false (IRSA still works: the EKS "
                "webhook projects its own web-identity token)")
@@ -329,8 +308,9 @@ def _credential_problem(name: str, value: Any) -> str | None:
     return None
 
 
-def _credentials(props: Mapping[str, Any], cfg) -> Iterator[str]:
-    if peek(props, "kind") == "ConfigMap":
+@with_type
+def _credentials(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
+    if resource_type == CONFIG_MAP:
         for section in ("data", "binaryData"):
             data = as_map(get(props, section))
             for key in data:
@@ -338,7 +318,7 @@ def _credentials(props: Mapping[str, Any], cfg) -> Iterator[str]:
                 if problem:
                     yield f"ConfigMap {section} key {key!r} {problem}"
         return
-    t = _template_by_kind(props)
+    t = pod_template(resource_type, props)
     if t is None:
         return
     for c in containers(t.spec):
@@ -433,13 +413,14 @@ def _trusted_registry(t: PodTemplate, cfg) -> Iterator[str]:
 _RISKY_TOOLS = re.compile(r"(^|/)(tiller|kubernetes-dashboard|dashboard|git-sync)(:|@|$)")
 
 
-def _risky_tools(props: Mapping[str, Any], cfg) -> Iterator[str]:
-    if "chart" in props and peek(props, "kind") is None:  # helm.sh/v3 Release
+@with_type
+def _risky_tools(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
+    if resource_type == HELM_RELEASE:
         chart = str(get(props, "chart") or "")
         if _RISKY_TOOLS.search(chart.rsplit("/", 1)[-1] + ":"):
             yield f"Helm release installs {chart!r} (Tiller, the dashboard and git-sync are not allowed)"
         return
-    t = _template_by_kind(props)
+    t = pod_template(resource_type, props)
     for c, image in _images(t) if t else ():
         name, _, _ = _split_image(image)
         if _RISKY_TOOLS.search(name.rsplit("/", 1)[-1]):
@@ -512,12 +493,11 @@ DEPRECATED_TYPES: dict[str, str] = {
 }
 
 
-def _stable_api(props: Mapping[str, Any], cfg) -> Iterator[str]:
-    api = peek(props, "apiVersion")
-    kind = peek(props, "kind")
-    token = f"kubernetes:{api}:{kind}" if "/" in str(api) else f"kubernetes:core/{api}:{kind}"
-    replacement = DEPRECATED_TYPES.get(token)
+@with_type
+def _stable_api(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
+    replacement = DEPRECATED_TYPES.get(resource_type)
     if replacement:
+        _, api, kind = resource_type.split(":")
         yield f"{kind} uses the deprecated API {api} (use {replacement})"
 
 
@@ -539,9 +519,10 @@ def label_problem(key: str, value: Any) -> str | None:
     return None
 
 
-def _valid_labels(props: Mapping[str, Any], cfg) -> Iterator[str]:
+@with_type
+def _valid_labels(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
     sets = [("metadata.labels", as_map(get(props, "metadata", "labels")))]
-    t = _template_by_kind(props) if peek(props, "kind") in _KIND_TO_TYPE and peek(props, "kind") != "Pod" else None
+    t = pod_template(resource_type, props) if resource_type != POD else None
     if t is not None:
         sets.append(("pod template labels", t.labels))
     for where, labels in sets:
@@ -555,9 +536,9 @@ def _valid_labels(props: Mapping[str, Any], cfg) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- K44-K47, K53, K61-K64
-def _rolling_update(props: Mapping[str, Any], cfg) -> Iterator[str]:
-    kind = peek(props, "kind")
-    key = "updateStrategy" if kind in ("StatefulSet", "DaemonSet") else "strategy"
+@with_type
+def _rolling_update(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
+    key = "strategy" if resource_type == DEPLOYMENT else "updateStrategy"
     strategy = get(props, "spec", key, "type")
     if strategy not in (None, "RollingUpdate"):
         yield f"spec.{key}.type is {strategy} (RollingUpdate keeps the service up during a roll-out)"
@@ -582,8 +563,9 @@ def _zone_spread(t: PodTemplate, cfg) -> Iterator[str]:
         yield "pod has no topologySpreadConstraint on topology.kubernetes.io/zone (one zone outage takes all replicas)"
 
 
-def _selector_matches_template(props: Mapping[str, Any], cfg) -> Iterator[str]:
-    t = _template_by_kind(props)
+@with_type
+def _selector_matches_template(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
+    t = pod_template(resource_type, props)
     selector = get(props, "spec", "selector")
     if t is None:
         return

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies.engine import evaluate
 from tests.policies import k8s_fixtures as fx
-from tests.policies.helpers import Case, res
+from tests.policies.helpers import Case
 
 K8S_RULES = fx.K8S_RULES
 BY_ID = {r.id: r for r in K8S_RULES}
