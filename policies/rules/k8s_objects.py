@@ -14,6 +14,7 @@ Job, CronJob and Pod.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 IAM_ROLE = "aws:iam/role:Role"
+ECR_REPOSITORY = "aws:ecr/repository:Repository"
 
 #: Where the pod template sits in each workload kind (``()``: the object is the pod).
 _TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -250,6 +252,21 @@ def label_selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
 def map_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
     """A Service-style selector (plain label map); an empty one selects nothing."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+#: An image reference pinned by content: ``...@sha256:<64 hex>``.
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def split_image(image: str) -> tuple[str, str | None, str | None]:
+    """``registry/repo:tag@digest`` -> (``registry/repo``, tag or None, digest or None)."""
+    digest = None
+    if "@" in image:
+        image, digest = image.split("@", 1)
+    tag = None
+    if ":" in image.rsplit("/", 1)[-1]:
+        image, tag = image.rsplit(":", 1)
+    return image, tag, digest
 
 
 def is_unknown(value: Any) -> bool:

@@ -48,6 +48,7 @@ from .k8s_objects import (
     number,
     peek,
     pod_template,
+    split_image,
     text,
 )
 
@@ -355,21 +356,6 @@ def _requests_equal_limits(t: PodTemplate, cfg) -> Iterator[str]:
                 yield f"{c.label} {resource} request {req} differs from its limit {lim}"
 
 
-_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-
-
-def _split_image(image: str) -> tuple[str, str | None, str | None]:
-    """``registry/repo:tag@digest`` -> (name, tag, digest)."""
-    digest = None
-    if "@" in image:
-        image, digest = image.split("@", 1)
-    tag = None
-    last = image.rsplit("/", 1)[-1]
-    if ":" in last:
-        image, tag = image.rsplit(":", 1)
-    return image, tag, digest
-
-
 def _images(t: PodTemplate) -> Iterator[tuple[Container, str]]:
     for c in containers(t.spec):
         image = c.get("image")
@@ -379,17 +365,11 @@ def _images(t: PodTemplate) -> Iterator[tuple[Container, str]]:
 
 def _tag_not_latest(t: PodTemplate, cfg) -> Iterator[str]:
     for c, image in _images(t):
-        _, tag, digest = _split_image(image)
+        _, tag, digest = split_image(image)
         if tag == "latest":
             yield f"{c.label} image {image!r} uses the mutable 'latest' tag"
         elif tag is None and digest is None:
             yield f"{c.label} image {image!r} has neither tag nor digest (implies 'latest')"
-
-
-def _digest(t: PodTemplate, cfg) -> Iterator[str]:
-    for c, image in _images(t):
-        if not _DIGEST.search(image):
-            yield f"{c.label} image {image!r} is not pinned by sha256 digest"
 
 
 def _pull_policy(t: PodTemplate, cfg) -> Iterator[str]:
@@ -422,7 +402,7 @@ def _risky_tools(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[
         return
     t = pod_template(resource_type, props)
     for c, image in _images(t) if t else ():
-        name, _, _ = _split_image(image)
+        name, _, _ = split_image(image)
         if _RISKY_TOOLS.search(name.rsplit("/", 1)[-1]):
             yield f"{c.label} runs {image!r} (Tiller, the dashboard and git-sync are not allowed)"
 
@@ -824,11 +804,6 @@ RULES: list[Rule] = [
     _k8s_rule("k8s-image-tag-not-latest", "Image tag pinned", ("K32",), "high",
               "Every image names a tag or digest, and never the mutable 'latest' tag.",
               "Use the immutable release tag or the digest from the stack config.", _pod_rule(_tag_not_latest)),
-    _k8s_rule("k8s-image-digest", "Image pinned by digest", ("K33",), "medium",
-              "Every image is pinned by sha256 digest, so what runs is exactly what was scanned.",
-              "Reference the image as <repo>@sha256:<digest>.", _pod_rule(_digest), enforcement="advisory",
-              advisory_reason="an immutable tag in an ECR repository with IMMUTABLE tag mutability (enforced "
-                              "on the repository) pins the image as firmly; the digest is preferred."),
     _k8s_rule("k8s-image-pull-policy-always", "Image pull policy Always", ("K34",), "low",
               "Every container sets imagePullPolicy: Always, so registry access is checked on every start "
               "and a cached image cannot be reused by another tenant's pod.",

@@ -21,6 +21,8 @@ from pulumi_policy.proxy import UnknownValueError
 
 from ..model import Rule, Stack
 from .k8s_objects import (
+    DIGEST,
+    ECR_REPOSITORY,
     HPA,
     HPA_V1,
     IAM_ROLE,
@@ -38,6 +40,7 @@ from .k8s_objects import (
     PodTemplate,
     as_list,
     as_map,
+    containers,
     fmt,
     get,
     is_map,
@@ -48,6 +51,7 @@ from .k8s_objects import (
     object_name,
     peek,
     pod_template,
+    split_image,
 )
 
 Finding = tuple[PolicyResource | None, str]
@@ -296,6 +300,39 @@ def _pdb_allows_drain(stack: Stack, cfg) -> Iterator[Finding]:
             yield pdb.resource, f"PodDisruptionBudget {pdb.ref} blocks node drains: {problem}"
 
 
+# --------------------------------------------------------------------------- K33
+_ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/(?P<repo>[^:@]+)$")
+
+
+def _immutable_repositories(stack: Stack) -> set[str]:
+    """Names of the stack's ECR repositories whose tags cannot be overwritten."""
+    out = set()
+    for repo in stack.of_type(ECR_REPOSITORY):
+        if not str(peek(repo.props, "imageTagMutability") or "MUTABLE").startswith("IMMUTABLE"):
+            continue
+        name = peek(repo.props, "name")
+        out.add(name if isinstance(name, str) else repo.name)
+        url = peek(repo.props, "repositoryUrl")  # an output, when the plan records outputs
+        if isinstance(url, str) and "/" in url:
+            out.add(url.split("/", 1)[1])
+    return out
+
+
+def _pinned_images(stack: Stack, cfg) -> Iterator[Finding]:
+    immutable = _immutable_repositories(stack)
+    for w in workloads(stack):
+        for c in containers(w.template.spec):
+            image = c.get("image")
+            if not isinstance(image, str) or DIGEST.search(image):
+                continue
+            name, tag, _ = split_image(image)
+            m = _ECR_IMAGE.match(name)
+            if tag and tag != "latest" and m and m.group("repo") in immutable:
+                continue
+            yield w.resource, (f"{w.kind} {w.ref} {c.label} image {image!r} is neither pinned by sha256 digest "
+                               "nor a tag of an IMMUTABLE ECR repository of the stack (the tag can be re-pushed)")
+
+
 # --------------------------------------------------------------------------- X3
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:.*/)?([^/]+)$")
 _ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -460,6 +497,11 @@ RULES: list[Rule] = [
                 "Every PodDisruptionBudget allows at least one eviction at the workload's minimum scale "
                 "(maxUnavailable >= 1, or minAvailable below the replica count), so node upgrades can drain.",
                 "Use spec.maxUnavailable: 1.", _pdb_allows_drain, (PDB, HPA, HPA_V1, *REPLICATED_TYPES)),
+    _stack_rule("k8s-image-pinned", "Image pinned by digest or immutable tag", ("K33",), "high",
+                "Every image is pinned by sha256 digest, or is a tag of an ECR repository of the stack with "
+                "IMMUTABLE tag mutability, so what runs is exactly what was scanned and released.",
+                "Reference the image as <repo>@sha256:<digest>, or set imageTagMutability IMMUTABLE on its "
+                "ECR repository.", _pinned_images, (*POD_TYPES, ECR_REPOSITORY)),
     _stack_rule("k8s-irsa-role-trust", "Service account role trusts exactly that service account", ("X3",),
                 "critical",
                 "A ServiceAccount's eks.amazonaws.com/role-arn names an IAM role of the stack whose trust policy "

@@ -44,6 +44,7 @@ QUOTA = "kubernetes:core/v1:ResourceQuota"
 LIMITS = "kubernetes:core/v1:LimitRange"
 HELM = "kubernetes:helm.sh/v3:Release"
 ROLE = "aws:iam/role:Role"
+ECR_REPO = "aws:ecr/repository:Repository"
 
 
 def plan_resource(rtype: str, logical: str, inputs: dict, parent: str = "scoring-app") -> dict:

@@ -35,8 +35,8 @@ def test_values_unknown_during_preview_stop_only_the_rules_that_read_them():
     found = run(s)
     assert all(v["message"].startswith(CANT_RUN) and v["enforcement"] == "advisory" for v in found), found
     assert [(v["policy"], v["name"]) for v in found] == [
-        ("k8s-image-tag-not-latest", "scoring"), ("k8s-image-digest", "scoring"),
-        ("k8s-trusted-registry", "scoring"), ("k8s-no-risky-tools", "scoring")]
+        ("k8s-image-tag-not-latest", "scoring"), ("k8s-trusted-registry", "scoring"),
+        ("k8s-no-risky-tools", "scoring"), ("k8s-image-pinned", "fraudstack-stack")]
     assert ".spec.template.spec.containers.0.image" in found[0]["message"]
 
 
@@ -97,7 +97,7 @@ def test_minimal_deployment_fails_exactly_the_hardening_rules():
         "template": {"metadata": {"labels": {"app": "mini"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}})
     assert policies(run([mini])) == [
         "k8s-cpu-limits", "k8s-cpu-requests", "k8s-dedicated-service-account", "k8s-drop-all-capabilities",
-        "k8s-ephemeral-storage-limits", "k8s-high-uid-gid", "k8s-host-anti-affinity", "k8s-image-digest",
+        "k8s-ephemeral-storage-limits", "k8s-high-uid-gid", "k8s-host-anti-affinity", "k8s-image-pinned",
         "k8s-image-pull-policy-always", "k8s-image-tag-not-latest", "k8s-liveness-probe", "k8s-memory-limits",
         "k8s-memory-requests", "k8s-namespace-default-deny", "k8s-namespace-limit-range",
         "k8s-namespace-resource-quota", "k8s-no-privilege-escalation", "k8s-no-service-account-token-automount",

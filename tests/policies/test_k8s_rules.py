@@ -86,6 +86,15 @@ def _unselect_job(s):
         labels["app.kubernetes.io/part-of"] = "fraudstack-batch"
 
 
+def _immutable_repo_tag(mutability: str):
+    """Run a release tag of the stack's ECR repository with the given tag mutability."""
+    def mutate(s):
+        s["scoring-repo"] = fx.plan_resource(fx.ECR_REPO, "scoring-repo", {
+            "name": "fraudstack/scoring", "imageTagMutability": mutability})
+        fx.app(s)["image"] = fx.IMAGE.split("@")[0] + ":1.4.2"
+    return mutate
+
+
 def _env(*entries):
     return lambda s: fx.app(s)["env"].extend(entries)
 
@@ -148,7 +157,8 @@ MUTATIONS = [
              .update(cpu="500m"), ["scoring"]),
     Mutation("k8s-image-tag-not-latest", "latest", _set(fx.app, "image", fx.IMAGE.replace("@", ":latest@")),
              ["scoring"]),
-    Mutation("k8s-image-digest", "tag-only", _set(fx.app, "image", fx.IMAGE.split("@")[0] + ":1.4.2"), ["scoring"]),
+    Mutation("k8s-image-pinned", "tag-only", _set(fx.app, "image", fx.IMAGE.split("@")[0] + ":1.4.2"), ["scoring"]),
+    Mutation("k8s-image-pinned", "mutable-repository", _immutable_repo_tag("MUTABLE"), ["scoring"]),
     Mutation("k8s-image-pull-policy-always", "if-not-present", _set(fx.app, "imagePullPolicy", "IfNotPresent"),
              ["scoring"]),
     Mutation("k8s-trusted-registry", "docker-hub", _set(fx.app, "image", "docker.io/library/scoring@" + fx.DIGEST),
@@ -284,6 +294,10 @@ def test_hardened_stack_passes_every_kubernetes_rule():
 
 def test_gpu_variant_passes_every_kubernetes_rule():
     assert run(fx.gpu_variant()) == []
+
+
+def test_a_tag_of_an_immutable_ecr_repository_counts_as_pinned():
+    assert run(_mutated(Mutation("k8s-image-pinned", "immutable", _immutable_repo_tag("IMMUTABLE"), []))) == []
 
 
 def test_every_kubernetes_rule_has_a_mutation():
