@@ -147,11 +147,12 @@ def markdown() -> str:
                        "Multi-AZ, deletion protection and a private-only API endpoint are recommended, not required.")
     out.append("")
     cov = coverage.coverage(RULES)
+    why = coverage.reasons()
     out.append("## Catalogue coverage\n\nEvery applicable catalogue row and the rules implementing it; rows no rule "
                "can apply to carry the reason.\n\n| row | resource | requirement | applies | rules / reason |\n"
                "| --- | --- | --- | --- | --- |")
     for rid, row in catalogue.rows().items():
-        what = ", ".join(f"`{x}`" for x in cov[rid]) or coverage.REASONS.get(rid, "**not covered yet**")
+        what = ", ".join(f"`{x}`" for x in cov[rid]) or why.get(rid, "**not covered yet**")
         out.append(f"| {rid} | {_md_escape(row.resource)} | {_md_escape(row.requirement)} | {row.applies} | {_md_escape(what)} |")
     out.append("")
     return "\n".join(out)
