@@ -92,13 +92,17 @@ reads a value unknown at preview time is reported as an advisory "can't run poli
 
 ### Secrets
 
-Rules never see a secret value: the offline engine replaces Pulumi secrets by the plan's `"[secret]"` marker
-before any rule runs. `no-plaintext-secrets` (X10) flags credential-named inputs (`password`, `authToken`,
-`secretString`, `accessKey`, Kubernetes env vars named `*PASSWORD*`/`*TOKEN*`, Secret `data`) that are plain
-strings. Note: pulumi-aws already marks many such inputs secret itself (an `auth_token` literal arrives wrapped);
-the rule catches the ones it does not and every hand-written plan. Under the real CLI, check once that your CLI
-version sends secret inputs to analyzers still marked secret; if it sends them decrypted, set
-`"no-plaintext-secrets": "advisory"` in the stack's policy config.
+Offline, rules never see a secret value: the engine replaces Pulumi secrets by the plan's `"[secret]"` marker
+before any rule runs, and tells `no-plaintext-secrets` (X10) so (`inputsRedacted`). The rule then flags every
+credential-named input (`password`, `authToken`, `secretString`, `accessKey`, Kubernetes env vars named
+`*PASSWORD*`/`*TOKEN*`, Secret `data`) that is a plain string. pulumi-aws already marks many such inputs secret
+itself (an `auth_token` literal arrives wrapped); the rule catches the ones it does not and every hand-edited plan.
+
+Under the Pulumi CLI, pulumi-policy's analyzer unwraps secrets before calling a rule
+(`deserialize_properties` without secret proxies), so a rule cannot tell a secret from a literal. There the same
+rule only flags credential-shaped literals (AWS access key ids, PEM private keys) outside inputs meant to hold
+secrets. `tests/policies/test_policy_server.py` starts `policies/__main__.py` as the CLI does and checks both
+behaviours over gRPC.
 """
 
 

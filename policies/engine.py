@@ -204,6 +204,9 @@ def evaluate(resources: list[dict], config: Mapping[str, Any] | None = None, *,
     """
     rules = list(RULES) if rules is None else rules
     levels, props_by_policy = resolve_config(config, rules)
+    for props in props_by_policy.values():
+        if "inputsRedacted" in props:
+            props["inputsRedacted"] = True  # this engine redacts secrets (see _redact_secrets)
     plan = _Plan(resources, project, stack)
     out: list[dict] = []
     for rule in rules:

@@ -187,7 +187,12 @@ class Rule:
         return ResourceValidationPolicy(validate=self._validate_resource, **common)
 
     def _config(self, args) -> dict[str, Any]:
-        return {**self.defaults(), **dict(args.get_config() or {})}
+        cfg = {**self.defaults(), **dict(args.get_config() or {})}
+        for p in self.params:
+            # The CLI passes config through a protobuf Struct: integers arrive as floats.
+            if p.type == "integer" and isinstance(cfg.get(p.name), float) and cfg[p.name].is_integer():
+                cfg[p.name] = int(cfg[p.name])
+        return cfg
 
     def _validate_resource(self, args, report_violation) -> None:
         if args.resource_type not in self.resource_types:

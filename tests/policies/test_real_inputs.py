@@ -220,7 +220,7 @@ def _redacted(value):
 @pytest.mark.parametrize("name, key, value, policies", [
     ("audit-db", "publiclyAccessible", True, {"rds-not-public"}),
     ("velocity", "atRestEncryptionEnabled", False, {"cache-encrypted-at-rest"}),
-    ("velocity", "authToken", "hand-edited-plaintext", {"no-plaintext-secrets", "cache-auth"}),
+    ("velocity", "authToken", "hand-edited-plaintext", {"no-plaintext-secrets"}),
     ("nodes-lt", "metadataOptions", {"httpTokens": "optional", "httpPutResponseHopLimit": 1}, {"lt-imdsv2"}),
 ])
 def test_hand_edited_plan_file(compliant_plan, tmp_path, name, key, value, policies):
