@@ -96,7 +96,7 @@ def _non_root(t: PodTemplate, cfg) -> Iterator[str]:
 
 
 def _ids(t: PodTemplate, cfg) -> Iterator[str]:
-    minimum = cfg.get("min_id", 10000)
+    minimum = cfg["minimumId"]
     for c in containers(t.spec):
         for key, what in (("runAsUser", "UID"), ("runAsGroup", "GID")):
             value = number(effective(t.spec, c, key))
@@ -383,7 +383,7 @@ _ECR = re.compile(r"^\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?
 
 
 def _trusted_registry(t: PodTemplate, cfg) -> Iterator[str]:
-    extra = [str(p) for p in cfg.get("allowed_registries", [])]
+    extra = [str(p) for p in cfg["allowedRegistries"]]
     for c, image in _images(t):
         if _ECR.match(image) or any(image.startswith(p.rstrip("/") + "/") for p in extra):
             continue
@@ -450,7 +450,7 @@ def _not_default_ns(props: Mapping[str, Any], cfg) -> Iterator[str]:
 def _not_kube_system(props: Mapping[str, Any], cfg) -> Iterator[str]:
     if namespace_of(props) == "kube-system":
         name = peek(props, "metadata", "name")
-        if name not in cfg.get("allowed_names", []):
+        if name not in cfg["allowedNames"]:
             yield f"object {name or '(auto-named)'!r} is in kube-system (reserved for cluster components)"
 
 
@@ -668,7 +668,7 @@ def _port_spec(p: Any) -> str:
 
 
 def _egress_allowlist(props: Mapping[str, Any], cfg) -> Iterator[str]:
-    allowed = {str(a).upper() for a in cfg.get("allowed_egress", [])}
+    allowed = {str(a).upper() for a in cfg["allowedEgress"]}
     dns = {a for a in allowed if a.startswith("53/")}
     for i, rule in enumerate(as_list(get(props, "spec", "egress"))):
         ports = as_list(get(rule, "ports"))
@@ -709,11 +709,11 @@ RULES: list[Rule] = [
               "Every container runs with runAsNonRoot: true, so the kubelet refuses a root user.",
               "Set securityContext.runAsNonRoot: true on the pod (or every container).", _pod_rule(_non_root)),
     _k8s_rule("k8s-high-uid-gid", "High, non-root UID and GID", ("K4", "K5", "K6"), "medium",
-              "Every container runs with runAsUser and runAsGroup >= min_id (10000): never root, and "
+              "Every container runs with runAsUser and runAsGroup >= minimumId (10000): never root, and "
               "above the host's users; fsGroup and supplementalGroups never name the root group.",
               "Set runAsUser/runAsGroup (e.g. 10001) and fsGroup (e.g. 10001) in the pod securityContext.",
               _pod_rule(_ids),
-              params=(Param("min_id", "integer", 10000, "lowest UID/GID a container may run as", minimum=1),)),
+              params=(Param("minimumId", "integer", 10000, "lowest UID/GID a container may run as", minimum=1),)),
     _k8s_rule("k8s-read-only-root-filesystem", "Read-only root filesystem", ("K7",), "medium",
               "Every container has a read-only root filesystem, so a compromise cannot alter binaries.",
               "Set securityContext.readOnlyRootFilesystem: true and mount an emptyDir at /tmp.",
@@ -809,10 +809,10 @@ RULES: list[Rule] = [
               "and a cached image cannot be reused by another tenant's pod.",
               "Set imagePullPolicy: Always.", _pod_rule(_pull_policy)),
     _k8s_rule("k8s-trusted-registry", "Trusted registry only", ("K35",), "high",
-              "Every image comes from a private ECR registry (or a registry listed in allowed_registries).",
+              "Every image comes from a private ECR registry (or a registry listed in allowedRegistries).",
               "Push the image to the stack's ECR repository and reference it there.",
               _pod_rule(_trusted_registry),
-              params=(Param("allowed_registries", "array", [], "extra registry prefixes allowed besides ECR"),)),
+              params=(Param("allowedRegistries", "array", [], "extra registry prefixes allowed besides ECR"),)),
     _k8s_rule("k8s-liveness-probe", "Liveness probe", ("K36",), "medium",
               "Every long-running container has a liveness probe.",
               "Add a livenessProbe on the service's liveness route.", _pod_rule(_probe_check(
@@ -829,9 +829,9 @@ RULES: list[Rule] = [
               "Every namespaced object names its namespace, and it is not 'default'.",
               "Set metadata.namespace to the application's namespace.", _not_default_ns, types=NAMESPACED_TYPES),
     _k8s_rule("k8s-not-kube-system", "Not kube-system", ("K40",), "high",
-              "Application objects stay out of kube-system (cluster components only, listed in allowed_names).",
+              "Application objects stay out of kube-system (cluster components only, listed in allowedNames).",
               "Move the object to the application's namespace.", _not_kube_system, types=NAMESPACED_TYPES,
-              params=(Param("allowed_names", "array", ["aws-load-balancer-controller"],
+              params=(Param("allowedNames", "array", ["aws-load-balancer-controller"],
                             "object names allowed in kube-system (cluster add-ons)"),)),
     _k8s_rule("k8s-rolling-update", "Rolling update strategy", ("K45",), "medium",
               "Deployments and StatefulSets update by rolling update, never by recreating every pod.",
@@ -901,6 +901,6 @@ RULES: list[Rule] = [
               "every non-DNS rule to named destinations (never 0.0.0.0/0).",
               "List explicit ports and destination peers (the VPC CIDR or endpoint subnets) in each egress rule.",
               _egress_allowlist, types=(NETWORK_POLICY,),
-              params=(Param("allowed_egress", "array", ["53/UDP", "53/TCP", "443/TCP", "5432/TCP", "6379/TCP"],
+              params=(Param("allowedEgress", "array", ["53/UDP", "53/TCP", "443/TCP", "5432/TCP", "6379/TCP"],
                             "port/protocol pairs egress may allow"),)),
 ]

@@ -8,7 +8,7 @@ import pytest
 from pulumi_policy import PolicyResource, PolicyResourceOptions
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from policies.engine import evaluate
+from policies.engine import evaluate, load_config
 from policies.model import Stack
 from tests.policies import k8s_fixtures as fx
 
@@ -135,7 +135,7 @@ def test_the_pod_extractor_serves_every_workload_kind(rtype):
 
 
 def test_min_id_comes_from_policy_config():
-    config = {"k8s-high-uid-gid": {"min_id": 20000}}
+    config = {"k8s-high-uid-gid": {"minimumId": 20000}}
     found = run(fx.hardened(), config)
     assert {(v["policy"], v["name"]) for v in found} == {("k8s-high-uid-gid", "scoring"),
                                                        ("k8s-high-uid-gid", "scoring-migrate")}
@@ -146,8 +146,8 @@ def test_allowed_registries_come_from_policy_config():
     s = fx.hardened()
     fx.app(s)["image"] = "ghcr.io/fraudstack/scoring@" + fx.DIGEST
     assert policies(run(s)) == ["k8s-trusted-registry"]
-    assert run(s, {"k8s-trusted-registry": {"allowed_registries": ["ghcr.io/fraudstack"]}}) == []
-    assert policies(run(s, {"k8s-trusted-registry": {"allowed_registries": ["ghcr.io/fraud"]}})) == [
+    assert run(s, {"k8s-trusted-registry": {"allowedRegistries": ["ghcr.io/fraudstack"]}}) == []
+    assert policies(run(s, {"k8s-trusted-registry": {"allowedRegistries": ["ghcr.io/fraud"]}})) == [
         "k8s-trusted-registry"]
 
 
@@ -157,9 +157,9 @@ def test_egress_allow_list_and_kube_system_names_come_from_policy_config():
         {"to": [{"ipBlock": {"cidr": fx.VPC_CIDR}}], "ports": [{"port": 9092.0, "protocol": "TCP"}]})
     s["scoring-config"]["inputs"]["metadata"]["namespace"] = "kube-system"
     assert policies(run(s)) == ["k8s-networkpolicy-egress-allowlist", "k8s-not-kube-system"]
-    config = {"k8s-networkpolicy-egress-allowlist": {"allowed_egress": ["53/UDP", "53/TCP", "443/TCP", "5432/TCP",
+    config = {"k8s-networkpolicy-egress-allowlist": {"allowedEgress": ["53/UDP", "53/TCP", "443/TCP", "5432/TCP",
                                                                         "6379/TCP", "9092/TCP"]},
-              "k8s-not-kube-system": {"allowed_names": ["scoring-config"]}}
+              "k8s-not-kube-system": {"allowedNames": ["scoring-config"]}}
     assert run(s, config) == []
 
 
@@ -247,3 +247,13 @@ def test_egress_rule_without_a_port_number_opens_every_port_of_its_protocol():
     s = fx.hardened()
     s["allow-egress"]["inputs"]["spec"]["egress"][1]["ports"] = [{"protocol": "TCP"}]
     assert [v["message"] for v in run(s)] == ["egress[1] allows every TCP port"]
+
+
+def test_alb_deletion_protection_is_mandatory_in_production_and_advisory_in_staging():
+    s = fx.hardened()
+    key = A + "load-balancer-attributes"
+    fx.annotations(s)[key] = fx.annotations(s)[key].replace("deletion_protection.enabled=true", "deletion_protection.enabled=false")
+    for stack, level in (("production", "mandatory"), ("staging", "advisory")):
+        ids = {r.id for r in fx.K8S_RULES}
+        found = run(s, {k: v for k, v in load_config(stack).items() if k in ids})
+        assert [(v["policy"], v["enforcement"]) for v in found] == [("k8s-alb-deletion-protection", level)]
