@@ -12,11 +12,11 @@ import copy
 import json
 from typing import Any
 
-from policies.rules import kubernetes, kubernetes_ingress, kubernetes_stack
+from policies.rules import kubernetes, kubernetes_ingress, kubernetes_rbac, kubernetes_stack
 from tests.policies.helpers import res
 
 #: Every rule of the Kubernetes half of the pack.
-K8S_RULES = [*kubernetes.RULES, *kubernetes_ingress.RULES, *kubernetes_stack.RULES]
+K8S_RULES = [*kubernetes.RULES, *kubernetes_ingress.RULES, *kubernetes_rbac.RULES, *kubernetes_stack.RULES]
 
 NS = "scoring"
 ACCOUNT = "123456789012"
@@ -45,6 +45,8 @@ LIMITS = "kubernetes:core/v1:LimitRange"
 HELM = "kubernetes:helm.sh/v3:Release"
 ROLE = "aws:iam/role:Role"
 ECR_REPO = "aws:ecr/repository:Repository"
+RBAC_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+RBAC_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 
 
 def plan_resource(rtype: str, logical: str, inputs: dict, parent: str = "scoring-app") -> dict:
@@ -165,6 +167,11 @@ def hardened() -> dict[str, dict]:
             metadata=meta("scoring", annotations={"eks.amazonaws.com/role-arn": ROLE_ARN})),
         k8s(CONFIG_MAP, "scoring-config", metadata=meta("scoring-config"),
             data={"LOG_LEVEL": "info", "MODEL_DIR": "/models/current"}),
+        k8s(RBAC_ROLE, "scoring-config-reader", metadata=meta("scoring-config-reader"), rules=[
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["scoring-config"], "verbs": ["get"]}]),
+        k8s(RBAC_BINDING, "scoring-config-reader-binding", metadata=meta("scoring-config-reader"),
+            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "scoring-config-reader"},
+            subjects=[{"kind": "ServiceAccount", "name": "scoring", "namespace": NS}]),
         k8s(DEPLOYMENT, "scoring", metadata=meta("scoring"), spec={
             "selector": {"matchLabels": dict(APP_LABELS)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0.0}},

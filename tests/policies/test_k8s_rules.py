@@ -250,6 +250,20 @@ MUTATIONS = [
                                                    fx.trust_policy(aud="")), ["scoring-sa"]),
     Mutation("k8s-irsa-role-trust", "unknown-role", lambda s: s["scoring-sa"]["inputs"]["metadata"]["annotations"]
              .update({"eks.amazonaws.com/role-arn": f"arn:aws:iam::{fx.ACCOUNT}:role/someone-else"}), ["scoring-sa"]),
+    Mutation("k8s-rbac-least-privilege", "wildcard", lambda s: s["scoring-config-reader"]["inputs"]["rules"][0]
+             .update(verbs=["*"]), ["scoring-config-reader"]),
+    Mutation("k8s-rbac-least-privilege", "read-secrets", lambda s: s["scoring-config-reader"]["inputs"]["rules"]
+             .append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}), ["scoring-config-reader"]),
+    Mutation("k8s-rbac-least-privilege", "exec", lambda s: s["scoring-config-reader"]["inputs"]["rules"]
+             .append({"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}), ["scoring-config-reader"]),
+    Mutation("k8s-rbac-least-privilege", "cluster-admin", lambda s: s["scoring-config-reader-binding"]["inputs"][
+        "roleRef"].update(kind="ClusterRole", name="cluster-admin"), ["scoring-config-reader-binding"]),
+    Mutation("k8s-rbac-least-privilege", "default-sa", lambda s: s["scoring-config-reader-binding"]["inputs"][
+        "subjects"][0].update(name="default"), ["scoring-config-reader-binding"]),
+    Mutation("k8s-rbac-least-privilege", "anonymous", lambda s: s["scoring-config-reader-binding"]["inputs"][
+        "subjects"].append({"kind": "Group", "name": "system:unauthenticated"}), ["scoring-config-reader-binding"]),
+    Mutation("k8s-no-nginx-snippets", "server-snippet", lambda s: fx.annotations(s).update(
+        {"nginx.ingress.kubernetes.io/server-snippet": "location /x { return 200; }"}), ["scoring-ingress"]),
     # ALB (Ingress annotations)
     Mutation("k8s-alb-https-listener", "no-certificate", lambda s: fx.annotations(s).pop(A + "certificate-arn"),
              ["scoring-ingress"]),
