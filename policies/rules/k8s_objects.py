@@ -200,8 +200,8 @@ class Container:
     @property
     def label(self) -> str:
         """How messages name the container."""
-        prefix = "" if self.kind == "containers" else f"{self.kind[:-1]} "
-        return f"{prefix}container {self.name!r}"
+        what = {"initContainers": "init container", "ephemeralContainers": "ephemeral container"}
+        return f"{what.get(self.kind, 'container')} {self.name!r}"
 
     def get(self, *path: str | int, default: Any = None) -> Any:
         """:func:`get` inside the container."""

@@ -5,7 +5,7 @@ Pod-level rules read every workload kind through the one extractor
 ephemeral containers too, as the Pod Security Standards do. Messages name the
 container. Rules that need another object (a PDB, an HPA, a Service's pods) live in
 :mod:`policies.rules.kubernetes_stack`; the ALB Ingress annotations in
-:mod:`policies.rules.kubernetes_ingress`.
+:mod:`policies.rules.kubernetes_ingress`; RBAC in :mod:`policies.rules.kubernetes_rbac`.
 """
 from __future__ import annotations
 
@@ -291,7 +291,7 @@ _SENSITIVE_NAME = re.compile(
 _SENSITIVE_VALUE = [
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
-    (re.compile(r"://[^/\s:@]+:[^/\s@]+@"), "a URL with an embedded password"),
+    (re.compile(r"://[^/\s:@]*:[^/\s@]+@"), "a URL with an embedded password"),
 ]
 
 
@@ -390,20 +390,21 @@ def _trusted_registry(t: PodTemplate, cfg) -> Iterator[str]:
         yield f"{c.label} image {image!r} is not from a private ECR registry or an allowed one"
 
 
-_RISKY_TOOLS = re.compile(r"(^|/)(tiller|kubernetes-dashboard|dashboard|git-sync)(:|@|$)")
+#: Tiller, the Kubernetes dashboard (kubernetes-dashboard chart, kubernetesui/dashboard image) and git-sync.
+_RISKY_TOOLS = re.compile(r"((^|/)(tiller|kubernetes-dashboard|git-sync)|(^|/)kubernetesui/dashboard)$")
 
 
 @with_type
 def _risky_tools(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
     if resource_type == HELM_RELEASE:
         chart = str(get(props, "chart") or "")
-        if _RISKY_TOOLS.search(chart.rsplit("/", 1)[-1] + ":"):
+        if _RISKY_TOOLS.search(chart):
             yield f"Helm release installs {chart!r} (Tiller, the dashboard and git-sync are not allowed)"
         return
     t = pod_template(resource_type, props)
     for c, image in _images(t) if t else ():
         name, _, _ = split_image(image)
-        if _RISKY_TOOLS.search(name.rsplit("/", 1)[-1]):
+        if _RISKY_TOOLS.search(name):
             yield f"{c.label} runs {image!r} (Tiller, the dashboard and git-sync are not allowed)"
 
 

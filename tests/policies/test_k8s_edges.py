@@ -130,7 +130,7 @@ def test_the_pod_extractor_serves_every_workload_kind(rtype):
     found = run([_workload(rtype, pod)], rules=pod_rules)
     assert [(v["policy"], v["message"]) for v in found] == [
         ("k8s-no-privileged-containers", "container 'scoring' runs privileged (securityContext.privileged: true)"),
-        ("k8s-drop-all-capabilities", "initContainer container 'init' adds capabilities NET_RAW "
+        ("k8s-drop-all-capabilities", "init container 'init' adds capabilities NET_RAW "
                                       "(only NET_BIND_SERVICE may be added)")]
 
 
@@ -257,3 +257,21 @@ def test_alb_deletion_protection_is_mandatory_in_production_and_advisory_in_stag
         ids = {r.id for r in fx.K8S_RULES}
         found = run(s, {k: v for k, v in load_config(stack).items() if k in ids})
         assert [(v["policy"], v["enforcement"]) for v in found] == [("k8s-alb-deletion-protection", level)]
+
+
+@pytest.mark.parametrize("image,risky", [
+    ("docker.io/kubernetesui/dashboard:v2.7.0", True), ("registry.k8s.io/git-sync/git-sync:v4.2.1", True),
+    ("gcr.io/kubernetes-helm/tiller:v2.16.0", True), (fx.IMAGE.replace("fraudstack/scoring", "ops/dashboard"), False),
+])
+def test_risky_tool_images(image, risky):
+    s = fx.hardened()
+    fx.app(s)["image"] = image
+    found = [v for v in run(s) if v["policy"] == "k8s-no-risky-tools"]
+    assert [v["name"] for v in found] == (["scoring"] if risky else [])
+
+
+def test_redis_url_with_password_and_no_user_is_a_credential():
+    s = fx.hardened()
+    fx.app(s)["env"].append({"name": "REDIS_URL", "value": "rediss://:test-key-not-a-secret@cache:6379/0"})
+    assert [v["message"] for v in run(s)] == [
+        "container 'scoring' env 'REDIS_URL' holds a URL with an embedded password (read it from Secrets Manager at start-up)"]
