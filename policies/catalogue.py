@@ -25,6 +25,7 @@ class Row:
     requirement: str
     applies: str
     scanner_ids: tuple[str, ...]
+    reason: str = ""  # why no rule implements it (k8s_rules.tsv's reason column)
 
 
 def _read(name: str) -> list[dict[str, str]]:
@@ -85,7 +86,7 @@ def rows() -> dict[str, Row]:
             ids.append(f"kube-score:{r['kube-score']}")
         if r["trivy_KSV"] != "-":
             ids += [f"KSV{n:03d}" for n in _expand_numbers(r["trivy_KSV"])]
-        out[r["id"]] = Row(r["id"], r["object"], r["requirement"], r["applies"], _dedupe(ids))
+        out[r["id"]] = Row(r["id"], r["object"], r["requirement"], r["applies"], _dedupe(ids), r.get("reason") or "")
     for r in _read("own_rules.tsv"):
         out[r["id"]] = Row(r["id"], r["resource"], r["requirement"], "Y", ())
     return out

@@ -158,6 +158,7 @@ def _node_sg_ids(stack) -> set[str]:
 def _reachable_only_from_nodes(kinds: tuple[tuple[str, str, int, str], ...]):
     def check(stack, cfg):
         node_sgs = _node_sg_ids(stack)
+        rule_targets = [(r, _rule_targets(r)) for r in stack.of_type(SG_RULE, INGRESS)]
         for rtype, path, port, what in kinds:
             for target in stack.of_type(rtype):
                 if rtype == ENDPOINT and not str(safe(target.props, "serviceName", "")).endswith("bedrock-runtime"):
@@ -165,7 +166,7 @@ def _reachable_only_from_nodes(kinds: tuple[tuple[str, str, int, str], ...]):
                 sg_ids = refs(target, path)
                 groups = linked(stack, target, sg_ids, (SG,))
                 # Standalone rules name their group by id in their inputs: a direct match.
-                rules = [r for r in stack.of_type(SG_RULE, INGRESS) if _rule_targets(r) & sg_ids]
+                rules = [r for r, targets in rule_targets if targets & sg_ids]
                 for holder in [*groups, *rules]:
                     try:
                         entries = list(sg_entries(holder.resource_type, holder.props, "ingress"))
