@@ -29,6 +29,8 @@ WAF = f"arn:aws:wafv2:eu-west-1:{ACCOUNT}:regional/webacl/scoring/00000000-0000-
 APP_LABELS = {"app.kubernetes.io/name": "scoring", "app.kubernetes.io/part-of": "fraudstack"}
 JOB_LABELS = {"app.kubernetes.io/name": "scoring-migrate", "app.kubernetes.io/part-of": "fraudstack"}
 VPC_CIDR = "10.20.0.0/16"
+TAGS = {"environment": "production", "service": "fraudstack", "owner": "payments-platform",
+        "data-classification": "confidential", "pci-scope": "in-scope"}
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -162,7 +164,8 @@ def hardened() -> dict[str, dict]:
         k8s(LIMITS, "scoring-limits", metadata=meta("scoring-limits"),
             spec={"limits": [{"type": "Container", "default": {"cpu": "1", "memory": "1Gi"},
                               "defaultRequest": {"cpu": "1", "memory": "1Gi"}}]}),
-        plan_resource(ROLE, "scoring-irsa", {"name": "scoring-irsa", "assumeRolePolicy": trust_policy()}),
+        plan_resource(ROLE, "scoring-irsa", {"name": "scoring-irsa", "assumeRolePolicy": trust_policy(),
+                                             "tags": dict(TAGS, Name="scoring-irsa")}),
         k8s(SERVICE_ACCOUNT, "scoring-sa", automountServiceAccountToken=False,
             metadata=meta("scoring", annotations={"eks.amazonaws.com/role-arn": ROLE_ARN})),
         k8s(CONFIG_MAP, "scoring-config", metadata=meta("scoring-config"),

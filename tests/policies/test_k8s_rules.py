@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from policies.engine import evaluate
+from policies.engine import evaluate, load_config
 from tests.policies import k8s_fixtures as fx
 from tests.policies.helpers import Case
 
@@ -327,3 +327,10 @@ def test_mutation_violates_exactly_its_rule(m: Mutation):
     assert sorted({v["name"] for v in mine}) == sorted(m.violating), mine
     rule = BY_ID[m.rule]
     assert {(v["enforcement"], v["severity"]) for v in mine} == {(rule.enforcement, rule.severity)}
+
+
+@pytest.mark.parametrize("stack", ["production", "staging"])
+def test_hardened_kubernetes_objects_pass_the_whole_pack(stack):
+    """No AWS or platform-wide rule objects to the hardened objects either (the pack as the
+    CLI runs it, with the stack's policy config)."""
+    assert evaluate(list(fx.hardened().values()), load_config(stack)) == []
