@@ -275,3 +275,20 @@ def test_redis_url_with_password_and_no_user_is_a_credential():
     fx.app(s)["env"].append({"name": "REDIS_URL", "value": "rediss://:test-key-not-a-secret@cache:6379/0"})
     assert [v["message"] for v in run(s)] == [
         "container 'scoring' env 'REDIS_URL' holds a URL with an embedded password (read it from Secrets Manager at start-up)"]
+
+
+def test_unknown_role_arn_and_unknown_trust_cannot_be_judged_during_preview():
+    s = fx.hardened()
+    s["scoring-sa"]["inputs"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] = UNKNOWN_STRING_VALUE
+    s["scoring-irsa"]["inputs"]["assumeRolePolicy"] = UNKNOWN_STRING_VALUE  # names the OIDC provider output
+    found = run(s, rules=[r for r in fx.K8S_RULES if r.id == "k8s-irsa-role-trust"])
+    assert [(v["enforcement"], v["message"][:55]) for v in found] == [
+        ("advisory", "can't run policy 'k8s-irsa-role-trust' from policy pack")]
+    assert "assumeRolePolicy" in found[0]["message"]
+
+
+def test_known_role_arn_with_unknown_trust_cannot_be_judged_during_preview():
+    s = fx.hardened()
+    s["scoring-irsa"]["inputs"]["assumeRolePolicy"] = UNKNOWN_STRING_VALUE
+    found = run(s, rules=[r for r in fx.K8S_RULES if r.id == "k8s-irsa-role-trust"])
+    assert [v["enforcement"] for v in found] == ["advisory"] and found[0]["message"].startswith(CANT_RUN)
