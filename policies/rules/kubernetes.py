@@ -258,11 +258,17 @@ def _security_context_set(t: PodTemplate, cfg) -> Iterator[str]:
 # --------------------------------------------------------------------------- K22-K25
 @with_type
 def _token_automount(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
+    # Controllers that talk to the API server (the load balancer controller) need the token.
+    api_clients = set(cfg["apiClients"])
     if resource_type == SERVICE_ACCOUNT:
+        if peek(props, "metadata", "name") in api_clients:
+            return
         if get(props, "automountServiceAccountToken") is not False:
             yield "ServiceAccount does not set automountServiceAccountToken: false"
         return
     t = pod_template(resource_type, props)
+    if t is not None and get(t.spec, "serviceAccountName") in api_clients:
+        return
     if t is not None and get(t.spec, "automountServiceAccountToken") is not False:
         yield ("pod spec does not set automountServiceAccountToken: false (IRSA still works: the EKS "
                "webhook projects its own web-identity token)")
@@ -764,9 +770,12 @@ RULES: list[Rule] = [
               _pod_rule(_security_context_set)),
     _k8s_rule("k8s-no-service-account-token-automount", "No automounted API token", ("K22",), "medium",
               "Pods and ServiceAccounts set automountServiceAccountToken: false: the scoring service "
-              "never calls the Kubernetes API (IRSA's web-identity token is projected separately).",
+              "never calls the Kubernetes API (IRSA's web-identity token is projected separately); only "
+              "the controllers listed in apiClients keep the token.",
               "Set automountServiceAccountToken: false on the pod spec and the ServiceAccount.",
-              _token_automount, types=(*POD_TYPES, SERVICE_ACCOUNT)),
+              _token_automount, types=(*POD_TYPES, SERVICE_ACCOUNT),
+              params=(Param("apiClients", "array", ["aws-load-balancer-controller"],
+                            "ServiceAccounts of controllers that call the Kubernetes API (token allowed)"),)),
     _k8s_rule("k8s-dedicated-service-account", "Dedicated service account", ("K23",), "medium",
               "Pods run as a dedicated ServiceAccount, never the namespace's default one.",
               "Create a ServiceAccount for the workload and set serviceAccountName.",

@@ -292,3 +292,12 @@ def test_known_role_arn_with_unknown_trust_cannot_be_judged_during_preview():
     s["scoring-irsa"]["inputs"]["assumeRolePolicy"] = UNKNOWN_STRING_VALUE
     found = run(s, rules=[r for r in fx.K8S_RULES if r.id == "k8s-irsa-role-trust"])
     assert [v["enforcement"] for v in found] == ["advisory"] and found[0]["message"].startswith(CANT_RUN)
+
+
+def test_the_load_balancer_controller_service_account_keeps_its_api_token():
+    controller = fx.k8s(fx.SERVICE_ACCOUNT, "lbc-sa", metadata={
+        "name": "aws-load-balancer-controller", "namespace": "kube-system"})
+    other = fx.k8s(fx.SERVICE_ACCOUNT, "other-sa", metadata={"name": "reporter", "namespace": "kube-system"})
+    rules = [r for r in fx.K8S_RULES if r.id in ("k8s-no-service-account-token-automount", "k8s-not-kube-system")]
+    assert [(v["policy"], v["name"]) for v in run([controller, other], rules=rules)] == [
+        ("k8s-no-service-account-token-automount", "other-sa"), ("k8s-not-kube-system", "other-sa")]
