@@ -68,6 +68,13 @@ class Stack:
         for r in resources:
             self._by_type.setdefault(r.resource_type, []).append(r)
 
+    @property
+    def has_dependencies(self) -> bool:
+        """Whether the resources carry dependencies (always under the CLI; in plans that record them)."""
+        if not hasattr(self, "_has_deps"):
+            self._has_deps = any(r.dependencies for r in self.resources)
+        return self._has_deps
+
     def of_type(self, *types: str) -> list[PolicyResource]:
         """Resources of any of the given type tokens, in declaration order."""
         if len(types) == 1:

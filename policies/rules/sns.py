@@ -73,7 +73,9 @@ def _tls_only(stack, cfg):
         docs = [parse_json(safe(topic.props, "policy"))]
         ids = identities(topic)
         mine = [p for p in policies if ids & refs(p, "arn")]
-        if not mine and not any(refs(p, "arn") & set().union(*(identities(t) for t in stack.of_type(TOPIC))) for p in policies):
+        if stack.has_dependencies:
+            mine = linked(stack, topic, set(), (TOPIC_POLICY,))
+        elif not mine and not any(refs(p, "arn") & set().union(*(identities(t) for t in stack.of_type(TOPIC))) for p in policies):
             # Policies cannot be tied to topics by ARN (a plan without outputs): same component.
             parent = topic.parent.urn if topic.parent is not None else topic.opts.parent
             mine = [p for p in policies if parent and (p.parent.urn if p.parent is not None else p.opts.parent) == parent]

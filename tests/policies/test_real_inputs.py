@@ -204,3 +204,31 @@ def test_schema_secret_inputs_arrive_wrapped():
     token = next(r for r in plan if r["name"] == "velocity")["inputs"]["authToken"]
     assert token["value"] == "plain-token-not-a-secret" and len(token) == 2
     assert evaluate(plan, load_config("production"), stack="production") == []
+
+
+def _redacted(value):
+    """What ``tools.preview --json`` writes: wrapped secrets become the "[secret]" marker."""
+    if isinstance(value, dict):
+        if value.get("4dabf18193072939515e22adb298388d") == "1b47061264138c4ac30d75fd1eb44270":
+            return "[secret]"
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name, key, value, policies", [
+    ("audit-db", "publiclyAccessible", True, {"rds-not-public"}),
+    ("velocity", "atRestEncryptionEnabled", False, {"cache-encrypted-at-rest"}),
+    ("velocity", "authToken", "hand-edited-plaintext", {"no-plaintext-secrets", "cache-auth"}),
+    ("nodes-lt", "metadataOptions", {"httpTokens": "optional", "httpPutResponseHopLimit": 1}, {"lt-imdsv2"}),
+])
+def test_hand_edited_plan_file(compliant_plan, tmp_path, name, key, value, policies):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"project": "fraudstack", "stack": "production", "resources": _redacted(compliant_plan)}))
+    plan = json.loads(path.read_text())
+    assert "test-key-not-a-secret" not in path.read_text()
+    assert evaluate(plan["resources"], load_config("production"), stack="production") == []
+    next(r for r in plan["resources"] if r["name"] == name)["inputs"][key] = value
+    found = evaluate(plan["resources"], load_config("production"), stack="production")
+    assert {(v["policy"], v["name"], v["enforcement"]) for v in found} == {(p, name, "mandatory") for p in policies}
