@@ -301,3 +301,19 @@ def test_the_load_balancer_controller_service_account_keeps_its_api_token():
     rules = [r for r in fx.K8S_RULES if r.id in ("k8s-no-service-account-token-automount", "k8s-not-kube-system")]
     assert [(v["policy"], v["name"]) for v in run([controller, other], rules=rules)] == [
         ("k8s-no-service-account-token-automount", "other-sa"), ("k8s-not-kube-system", "other-sa")]
+
+
+def test_unknown_role_arn_follows_the_plan_dependency_through_the_engine():
+    s = fx.hardened()
+    s["scoring-sa"]["inputs"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] = UNKNOWN_STRING_VALUE
+    s["scoring-sa"]["dependencies"] = ["scoring-ns", "other-irsa"]
+    s["other-irsa"] = fx.plan_resource(fx.ROLE, "other-irsa", {"name": "other", "assumeRolePolicy": fx.trust_policy(
+        subject="system:serviceaccount:batch:reporter")})
+    rules = [r for r in fx.K8S_RULES if r.id == "k8s-irsa-role-trust"]
+    found = run(s, rules=rules)
+    assert [(v["name"], v["message"]) for v in found] == [(
+        "scoring-sa", "ServiceAccount scoring/scoring: role 'other-irsa' statement 0 does not pin :sub to exactly "
+                      "system:serviceaccount:scoring:scoring (StringEquals), it has {'StringEquals': "
+                      "['system:serviceaccount:batch:reporter']}")]
+    s["scoring-sa"]["dependencies"] = ["scoring-ns", "scoring-irsa"]
+    assert run(s, rules=rules) == []
