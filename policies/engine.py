@@ -2,7 +2,8 @@
 
 ``evaluate(resources, config)`` takes the plan's resources
 (``{"type", "name", "parent", "custom", "provider", "inputs"}``, see docs/ARCHITECTURE.md,
-optionally with ``"id"`` and ``"outputs"``, which stack rules use to tie references together)
+optionally with ``"dependencies"`` (names), ``"id"`` and ``"outputs"``, which stack rules use
+to tie resources together)
 and the stack's policy config (the JSON passed to ``--policy-pack-config``) and returns
 the violations. Each resource's inputs go through
 ``pulumi_policy.deserialize.deserialize_properties`` and ``unknown_checking_proxy`` and
@@ -44,6 +45,11 @@ _LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 
 class PolicyConfigError(ValueError):
     """The policy config names an unknown policy or property, or a value of the wrong type."""
+
+
+class PolicyRunError(RuntimeError):
+    """A rule failed on a resource (typically an input of the wrong type in a hand-edited
+    plan); the message names the rule and the resource."""
 
 
 def load_config(stack: str) -> dict[str, Any]:
@@ -170,9 +176,15 @@ class _Plan:
             for r, urn, props, opts in self.items
         ]
         by_pr_urn = {pr.urn: pr for pr in self.policy_resources}
-        for pr, (_, _, _, opts) in zip(self.policy_resources, self.items):
+        by_pr_name: dict[str, list[PolicyResource]] = {}
+        for pr in self.policy_resources:
+            by_pr_name.setdefault(pr.name, []).append(pr)
+        for pr, (r, _, _, opts) in zip(self.policy_resources, self.items):
             if opts.parent in by_pr_urn:
                 pr.parent = by_pr_urn[opts.parent]
+            # The plan names dependencies by resource name (as the server passes URNs).
+            for dep in r.get("dependencies") or []:
+                pr.dependencies.extend(d for d in by_pr_name.get(dep, []) if d is not pr)
 
 
     @staticmethod
@@ -197,6 +209,9 @@ def evaluate(resources: list[dict], config: Mapping[str, Any] | None = None, *,
     """
     rules = list(RULES) if rules is None else rules
     levels, props_by_policy = resolve_config(config, rules)
+    for props in props_by_policy.values():
+        if "inputsRedacted" in props:
+            props["inputsRedacted"] = True  # this engine redacts secrets (see _redact_secrets)
     plan = _Plan(resources, project, stack)
     out: list[dict] = []
     for rule in rules:
@@ -231,6 +246,9 @@ def evaluate(resources: list[dict], config: Mapping[str, Any] | None = None, *,
                     out.append(diagnostic(e, r["type"], r["name"]))
                 except _NotApplicableError:
                     pass
+                except Exception as e:  # the server fails the same way; say where
+                    raise PolicyRunError(f"policy {rule.id!r} failed on {r['type']} {r['name']!r}: "
+                                         f"{type(e).__name__}: {e}") from e
                 out.extend(violation(m, r["type"], r["name"]) for m in found)
         else:
             reported: list[tuple[str, str | None]] = []
@@ -241,6 +259,8 @@ def evaluate(resources: list[dict], config: Mapping[str, Any] | None = None, *,
                 out.append(diagnostic(e, "pulumi:pulumi:Stack", f"{project}-{stack}"))
             except _NotApplicableError:
                 pass
+            except Exception as e:
+                raise PolicyRunError(f"stack policy {rule.id!r} failed: {type(e).__name__}: {e}") from e
             for msg, urn in reported:
                 r = plan.by_urn.get(urn) if urn else None
                 out.append(violation(msg, r["type"], r["name"]) if r else

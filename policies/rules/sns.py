@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..model import Rule, with_type
-from ._util import as_list, get, identities, linked, parse_json, principals, refs, safe, statements
+from ._util import as_list, get, identities, known, linked, parse_json, present, principals, refs, safe, statements
 
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
@@ -13,12 +13,12 @@ _SCOPING = ("aws:SourceAccount", "aws:SourceArn", "aws:SourceOwner", "aws:Princi
 
 
 def _encrypted(props, cfg):
-    if not get(props, "kmsMasterKeyId"):
+    if not present(props, "kmsMasterKeyId"):
         yield "kmsMasterKeyId is not set: messages are stored unencrypted"
 
 
 def _cmk(props, cfg):
-    key = get(props, "kmsMasterKeyId")
+    key = known(props, "kmsMasterKeyId")
     if key and str(key).endswith("alias/aws/sns"):
         yield "alias/aws/sns cannot be used by CloudWatch alarms and is not ours to control: use the platform CMK"
 
@@ -42,7 +42,7 @@ def _accounts(values) -> set[str]:
 
 @with_type
 def _no_cross_account(props, cfg, rtype):
-    own = _accounts([get(props, "arn", "")]) if rtype == TOPIC_POLICY else set()
+    own = _accounts([known(props, "arn", "")]) if rtype == TOPIC_POLICY else set()
     for st in statements(parse_json(get(props, "policy"))):
         if st.get("Effect") != "Allow":
             continue
@@ -72,9 +72,14 @@ def _tls_only(stack, cfg):
     for topic in stack.of_type(TOPIC):
         docs = [parse_json(safe(topic.props, "policy"))]
         ids = identities(topic)
-        docs += [parse_json(safe(p.props, "policy")) for p in policies if ids & refs(p, "arn")]
-        if not ids:
-            docs += [parse_json(safe(p.props, "policy")) for p in linked(stack, topic, set(), (TOPIC_POLICY,))]
+        mine = [p for p in policies if ids & refs(p, "arn")]
+        if stack.has_dependencies:
+            mine = linked(stack, topic, set(), (TOPIC_POLICY,))
+        elif not mine and not any(refs(p, "arn") & set().union(*(identities(t) for t in stack.of_type(TOPIC))) for p in policies):
+            # Policies cannot be tied to topics by ARN (a plan without outputs): same component.
+            parent = topic.parent.urn if topic.parent is not None else topic.opts.parent
+            mine = [p for p in policies if parent and (p.parent.urn if p.parent is not None else p.opts.parent) == parent]
+        docs += [parse_json(safe(p.props, "policy")) for p in mine]
         if not any(_denies_plain(d) for d in docs):
             yield topic, "no topic policy denies sns:Publish when aws:SecureTransport is false"
 
