@@ -64,11 +64,11 @@ def test_database_admits_5432_only_from_each_listed_security_group():
         "tags": {**TAGS, "Name": "fraudstack-test-audit-db"},
     }
     assert "ingress" not in sg["inputs"] and "egress" not in sg["inputs"]
-    assert {r["name"]: r["parent"] for r in rules} == {"db-from-cluster-nodes": "db", "db-from-ops-bastion": "db"}
+    assert {r["name"]: r["parent"] for r in rules} == {"db-sg-from-cluster-nodes": "db", "db-sg-from-ops-bastion": "db"}
     for rule in rules:
         inputs = dict(rule["inputs"])
         assert inputs.pop("securityGroupId").startswith("sg-")
-        label = rule["name"].removeprefix("db-from-")
+        label = rule["name"].removeprefix("db-sg-from-")
         assert inputs == {
             "referencedSecurityGroupId": {"cluster-nodes": NODES_SG, "ops-bastion": "sg-0bbbbbbbbbbbbbbbb"}[label],
             "ipProtocol": "tcp", "fromPort": 5432, "toPort": 5432,
@@ -117,7 +117,7 @@ def test_cache_admits_6379_only_from_listed_security_groups():
     (rule,) = _by_type(res, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     inputs = dict(rule["inputs"])
     assert inputs.pop("securityGroupId").startswith("sg-")
-    assert rule["name"] == "kv-from-cluster-nodes"
+    assert rule["name"] == "kv-sg-from-cluster-nodes"
     assert inputs == {
         "referencedSecurityGroupId": NODES_SG, "ipProtocol": "tcp", "fromPort": 6379, "toPort": 6379,
         "description": "Redis from cluster-nodes", "tags": {**TAGS, "Name": "fraudstack-test-velocity-from-cluster-nodes"},
@@ -167,7 +167,7 @@ def test_secrets_policy_names_the_reader_role():
         assert allow["Principal"] == {"AWS": [READER]}
         assert deny["Resource"] == allow["Resource"] == p["inputs"]["secretArn"]
     passwords = {r["name"]: r["inputs"] for r in _by_type(res, "random:index/randomPassword:RandomPassword")}
-    assert set(passwords) == {"sec-api-key-acme", "sec-api-key-globex", "sec-hmac-signing-key", "sec-redis-auth-token"}
+    assert set(passwords) == {"sec-api-key-acme-value", "sec-api-key-globex-value", "sec-hmac-signing-key-value", "sec-redis-auth-token-value"}
     assert {s["inputs"]["recoveryWindowInDays"] for s in _by_type(res, "aws:secretsmanager/secret:Secret")} == {10}
 
 
