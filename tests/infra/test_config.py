@@ -5,7 +5,9 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.config import LOG_RETENTION_DAYS, NatStrategy, config_reference
+from pydantic import SecretStr
+
+from components.config import LOG_RETENTION_DAYS, NatStrategy, StackConfig, config_reference
 from tests.infra.conftest import load_config
 
 
@@ -122,3 +124,29 @@ def test_project_namespace_key_without_prefix_is_read():
     # `environment: x` in a stack file means `fraudstack:environment`, as with the CLI.
     cfg = load_config("staging", {"owner": "payments-sre"})
     assert cfg.owner == "payments-sre"
+
+
+class _WithSecret(StackConfig):
+    """A later area's config with a secret key."""
+
+    api_token: SecretStr | None = None
+
+
+def _load_with_secret(overrides):
+    from components.config import load_stack_config
+    from tools.plan import stack_config
+
+    flat, secrets = stack_config("staging", overrides)
+    pulumi.runtime.set_all_config(flat, secrets)
+    return load_stack_config(model=_WithSecret)
+
+
+def test_secret_field_accepts_secure_value():
+    cfg = _load_with_secret({"fraudstack:apiToken": {"secure": "AAABAMockCiphertext=="}})
+    assert cfg.api_token.get_secret_value() == "mock-secret-not-a-real-value"
+
+
+def test_secret_field_refuses_plain_text():
+    with pytest.raises(pulumi.RunError) as err:
+        _load_with_secret({"fraudstack:apiToken": "test-key-not-a-secret"})
+    assert str(err.value) == "fraudstack:apiToken: must be set with `pulumi config set --secret`, never in plain text"
