@@ -51,7 +51,7 @@ INVALID = [
     ('staging', {'fraudstack:cluster': {'adminRoleArns': ['arn:aws:iam::123456789012:user/bob']}},
      "fraudstack:cluster.adminRoleArns: 'arn:aws:iam::123456789012:user/bob' is not an IAM role ARN"),
     ('staging', {'fraudstack:cluster': {'gpuNodes': {'instanceTypes': ['m7i.large']}}},
-     "fraudstack:cluster.gpuNodes.instanceTypes: 'm7i.large' is not an NVIDIA GPU instance type (families: g4dn, g5, g5g, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en)"),
+     "fraudstack:cluster.gpuNodes.instanceTypes: 'm7i.large' is not an NVIDIA GPU instance type (families: g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en)"),
     ('staging', {'fraudstack:cluster': {'cpuNodes': {'minSize': 5}}},
      'fraudstack:cluster.cpuNodes: sizes must satisfy minSize <= desiredSize <= maxSize (got 5, 2, 4)'),
     ('staging', {'fraudstack:cluster': {'addons': {'kubeProxy': 'v1.33.0-eksbuild.1'}}},
