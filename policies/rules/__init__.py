@@ -1,0 +1,18 @@
+"""Every rule of the pack, gathered from the per-service modules.
+
+Add a module here to add its ``RULES`` to the pack (the CLI entry point, the engine and
+the catalogue all read this list).
+"""
+from __future__ import annotations
+
+from ..model import Rule
+from . import platform, rds
+
+MODULES = [rds, platform]
+
+RULES: list[Rule] = [rule for module in MODULES for rule in module.RULES]
+
+_ids = [r.id for r in RULES]
+_dupes = sorted({i for i in _ids if _ids.count(i) > 1})
+if _dupes:
+    raise ValueError(f"duplicate rule ids: {_dupes}")

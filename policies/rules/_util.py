@@ -1,0 +1,101 @@
+"""Small helpers shared by the rule modules (property access, policy documents, CIDRs)."""
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+SECRET_MARKER = "[secret]"
+WORLD = {"0.0.0.0/0", "::/0"}
+
+
+def get(props: Any, path: str, default: Any = None) -> Any:
+    """``get(props, "vpcConfig.endpointPublicAccess")``: nested lookup, ``default`` when
+    any step is missing or null. Unknown values still raise (as under preview)."""
+    cur = props
+    for key in path.split("."):
+        if not isinstance(cur, Mapping) or key not in cur:
+            return default
+        cur = cur[key]
+        if cur is None:
+            return default
+    return cur
+
+
+def as_list(value: Any) -> list:
+    """A value that may be one item or a list, as a list (None -> [])."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, Mapping)):
+        return [value]
+    if isinstance(value, Sequence):
+        return list(value)
+    return [value]
+
+
+def parse_json(value: Any) -> Any:
+    """A JSON document given as text (how IAM/KMS/SNS/ECR policies are recorded) or as a
+    structure; None when absent, the marker string when it cannot be parsed."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def statements(doc: Any) -> list[Mapping]:
+    """The statements of a policy document (a single statement object is allowed)."""
+    if not isinstance(doc, Mapping):
+        return []
+    return [s for s in as_list(doc.get("Statement")) if isinstance(s, Mapping)]
+
+
+def principals(stmt: Mapping) -> list[str]:
+    """All principal values of a statement; ``"*"`` for ``Principal: "*"``."""
+    p = stmt.get("Principal")
+    if p is None:
+        return []
+    if isinstance(p, str):
+        return [p]
+    out: list[str] = []
+    if isinstance(p, Mapping):
+        for v in p.values():
+            out.extend(str(x) for x in as_list(v))
+    return out
+
+
+def is_world(cidr: Any) -> bool:
+    """True for a CIDR that means 'anywhere' (0.0.0.0/0, ::/0)."""
+    return isinstance(cidr, str) and cidr.strip() in WORLD
+
+
+def covers_port(from_port: Any, to_port: Any, protocol: Any, port: int) -> bool:
+    """Whether a rule's port range / protocol admits ``port`` over TCP."""
+    if str(protocol) in ("-1", "all"):
+        return True
+    if str(protocol).lower() not in ("tcp", "6"):
+        return False
+    try:
+        return int(from_port) <= port <= int(to_port)
+    except (TypeError, ValueError):
+        return False
+
+
+def is_private_cidr(cidr: Any) -> bool:
+    """True for an RFC 1918 / ULA network."""
+    try:
+        return ipaddress.ip_network(str(cidr), strict=False).is_private
+    except ValueError:
+        return False
+
+
+def is_secret(value: Any) -> bool:
+    """A value that reached the policy as a secret (the redaction marker or a
+    pulumi_policy ``Secret``)."""
+    return value == SECRET_MARKER or type(value).__name__ == "Secret"

@@ -1,0 +1,82 @@
+"""Rules over the whole stack that no single resource can answer (secrets, tags, AZs, credentials)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from pulumi_policy.proxy import UnknownValueError
+
+from ..model import Rule
+from ._util import is_secret
+
+# camelCase input names that hold a credential (manageMasterUserPassword is a boolean
+# and is skipped because only strings are judged).
+_SENSITIVE = re.compile(
+    r"(?:^|[a-z])(?:[Pp]assword|[Pp]asswd|[Aa]uthToken|[Ss]ecretString|[Ss]ecretBinary|[Ss]ecretKey|"
+    r"[Aa]ccessKey|[Pp]rivateKey|[Aa]piKey|[Cc]lientSecret|^token|Token)$"
+)
+_K8S_SECRET = "kubernetes:core/v1:Secret"
+
+
+def _walk(value, path):
+    """Yield (path, key, value) for every mapping entry; unknown values are skipped
+    (a value computed at deploy time is generated, not plaintext)."""
+    if isinstance(value, Mapping):
+        for key in list(value):
+            try:
+                child = value[key]
+            except UnknownValueError:
+                continue
+            yield path, key, child, value
+            yield from _walk(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        for i in range(len(value)):
+            try:
+                child = value[i]
+            except UnknownValueError:
+                continue
+            yield from _walk(child, f"{path}[{i}]")
+
+
+def _plaintext(value) -> bool:
+    return isinstance(value, str) and value != "" and not is_secret(value)
+
+
+def _no_plaintext_secrets(stack, cfg):
+    for r in stack.resources:
+        is_k8s_secret = r.resource_type == _K8S_SECRET
+        for path, key, value, parent in _walk(r.props, ""):
+            where = f"{path}.{key}" if path else str(key)
+            if is_k8s_secret and path in ("data", "stringData"):
+                continue  # judged below, every key of a Secret is sensitive
+            if isinstance(key, str) and _SENSITIVE.search(key) and _plaintext(value):
+                yield r, f"{where} is a plaintext credential: make it a Pulumi secret or generate it"
+            # Kubernetes env vars: {"name": "DB_PASSWORD", "value": "..."}
+            if key == "value" and isinstance(parent, Mapping) and _plaintext(value):
+                name = parent.get("name") if "name" in parent else None
+                if isinstance(name, str) and re.search(r"(?i)(password|secret|token|api_?key|private_?key)", name):
+                    yield r, f"{where} sets {name} in plaintext: read it from a Kubernetes Secret or Secrets Manager"
+        if is_k8s_secret:
+            for field in ("data", "stringData"):
+                entries = r.props.get(field) if field in r.props else None
+                if isinstance(entries, Mapping):
+                    for k in list(entries):
+                        try:
+                            v = entries[k]
+                        except UnknownValueError:
+                            continue
+                        if _plaintext(v):
+                            yield r, f"{field}.{k} of a Kubernetes Secret is plaintext in the program"
+
+
+RULES = [
+    Rule(
+        id="no-plaintext-secrets", name="No plaintext secret in any input",
+        description="No resource input holds a password, token or key in plaintext: credentials are Pulumi secrets or generated.",
+        severity="critical", enforcement="mandatory", resource_types=(), stack=True,
+        references=("X10", "A105", "A25"),
+        remediation="Use `pulumi config set --secret`, pulumi.Output.secret(...) or pulumi_random.RandomPassword "
+                    "(or manage_master_user_password for RDS); never a literal in code or a stack file.",
+        check=_no_plaintext_secrets,
+    ),
+]
