@@ -30,8 +30,9 @@ class CacheArgs:
     #: Required tags; each child adds its own ``Name``.
     tags: Mapping[str, str]
     vpc_id: pulumi.Input[str]
-    #: Isolated subnet ids (one per AZ) for the subnet group.
-    subnet_ids: Sequence[pulumi.Input[str]]
+    #: Isolated subnet ids (one per AZ) for the subnet group, e.g. the network's
+    #: ``isolated_subnet_ids``.
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     #: Security groups allowed to reach 6379, by a stable label. Empty: nobody yet.
     allowed_security_group_ids: Mapping[str, pulumi.Input[str]]
     #: ``cache`` key: data at rest and snapshots.
@@ -78,7 +79,7 @@ class Cache(pulumi.ComponentResource):
             name,
             name=self.replication_group_id,
             description=f"Isolated subnets of the {self.replication_group_id} cache",
-            subnet_ids=list(args.subnet_ids),
+            subnet_ids=args.subnet_ids,
             tags=tags(""),
             opts=child,
         )

@@ -59,8 +59,9 @@ class DatabaseArgs:
     tags: Mapping[str, str]
     #: VPC of the isolated subnets.
     vpc_id: pulumi.Input[str]
-    #: Isolated subnet ids (one per AZ) for the subnet group.
-    subnet_ids: Sequence[pulumi.Input[str]]
+    #: Isolated subnet ids (one per AZ, at least two) for the subnet group, e.g. the
+    #: network's ``isolated_subnet_ids``.
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     #: Security groups allowed to reach 5432, by a stable label (``{"cluster-nodes": id}``).
     #: Empty means nobody can connect yet.
     allowed_security_group_ids: Mapping[str, pulumi.Input[str]]
@@ -104,7 +105,7 @@ class Database(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraudstack:aws:Database", name, None, opts)
-        if len(args.subnet_ids) < 2:
+        if isinstance(args.subnet_ids, (list, tuple)) and len(args.subnet_ids) < 2:
             # RDS requires a subnet group spanning at least two AZs, even for Single-AZ.
             raise ValueError("the database subnet group needs subnets in at least two AZs")
         child = pulumi.ResourceOptions(parent=self)
@@ -119,7 +120,7 @@ class Database(pulumi.ComponentResource):
             name,
             name=self.identifier,
             description=f"Isolated subnets of the {self.identifier} database",
-            subnet_ids=list(args.subnet_ids),
+            subnet_ids=args.subnet_ids,
             tags=tags(""),
             opts=child,
         )
