@@ -62,7 +62,7 @@ class ClusterArgs:
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
     """Traffic to anything inside the VPC (DNS, data tier, endpoints) is allowed out."""
-    private_subnet_ids: Sequence[pulumi.Input[str]]
+    private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Control-plane network interfaces and nodes live here, never in public subnets."""
     secrets_key_arn: pulumi.Input[str]
     """KMS key for Kubernetes Secrets envelope encryption."""
@@ -291,7 +291,7 @@ class Cluster(pulumi.ComponentResource):
 
         # --- The cluster.
         vpc_config: dict = {
-            "subnet_ids": list(args.private_subnet_ids),
+            "subnet_ids": args.private_subnet_ids,
             "security_group_ids": [cp_sg],
             "endpoint_private_access": True,
             "endpoint_public_access": bool(args.public_access_cidrs),
@@ -397,7 +397,7 @@ class Cluster(pulumi.ComponentResource):
         common = dict(
             cluster_name=self.cluster.name,
             node_role_arn=self.node_role.arn,
-            subnet_ids=list(args.private_subnet_ids),
+            subnet_ids=args.private_subnet_ids,
             security_group_ids=node_sgs,
             ebs_key_arn=args.ebs_key_arn,
         )

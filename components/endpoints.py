@@ -98,7 +98,7 @@ class EndpointsArgs:
     """Inputs of :class:`Endpoints`."""
 
     vpc_id: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Private subnets, one per AZ: the endpoint gets an interface in each."""
     node_security_group_id: pulumi.Input[str]
     """The only source admitted on 443."""
@@ -156,7 +156,7 @@ class Endpoints(pulumi.ComponentResource):
                 vpc_id=args.vpc_id,
                 service_name=f"com.amazonaws.{args.region}.{service}",
                 vpc_endpoint_type="Interface",
-                subnet_ids=list(args.subnet_ids),
+                subnet_ids=args.subnet_ids,
                 security_group_ids=[self.security_group.id],
                 private_dns_enabled=True,
                 policy=pulumi.Output.from_input(args.account_id).apply(

@@ -26,7 +26,7 @@ class NodeGroupArgs:
     """Name of the EKS cluster the nodes join."""
     node_role_arn: pulumi.Input[str]
     """IAM role the nodes run as (shared by all groups of a cluster)."""
-    subnet_ids: Sequence[pulumi.Input[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Private subnets only: nodes never get a public address."""
     security_group_ids: Sequence[pulumi.Input[str]]
     """Security groups of the node network interfaces."""
@@ -108,7 +108,7 @@ class NodeGroup(pulumi.ComponentResource):
             name,
             cluster_name=args.cluster_name,
             node_role_arn=args.node_role_arn,
-            subnet_ids=list(args.subnet_ids),
+            subnet_ids=args.subnet_ids,
             ami_type=args.ami_type,
             capacity_type=args.capacity_type,
             instance_types=list(args.instance_types),
