@@ -4,6 +4,7 @@ tier, the nodes and the scoring service, and a dashboard of the same metrics."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -230,7 +231,7 @@ class Alarms(pulumi.ComponentResource):
             self.alarms[spec.key] = aws.cloudwatch.MetricAlarm(
                 f"{name}-{spec.key}",
                 name=f"{args.name_prefix}-{spec.key}",
-                alarm_description=f"{spec.description}. Runbook: docs/runbooks.md#{spec.key}",
+                alarm_description=f"{spec.description}. Runbook: docs/runbooks.md#{runbook_anchor(spec.key)}",
                 comparison_operator=spec.comparison,
                 threshold=spec.threshold,
                 evaluation_periods=args.evaluation_periods,
@@ -263,6 +264,11 @@ class Alarms(pulumi.ComponentResource):
             {"topic_arn": self.topic.arn, "alarm_names": [a.name for a in self.alarms.values()],
              "dashboard_name": self.dashboard.dashboard_name}
         )
+
+
+def runbook_anchor(key: str) -> str:
+    """The runbooks.md heading of an alarm (per-node cache alarms share one)."""
+    return re.sub(r"^cache-\d+-", "cache-n-", key)
 
 
 def dashboard_body(keys: Sequence[str], alarm_arns: Sequence[str], region: str) -> str:

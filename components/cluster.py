@@ -220,6 +220,27 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
+        # EKS envelope-encrypts Secrets as the cluster role: it needs these on our key only.
+        cluster_kms = aws.iam.RolePolicy(
+            f"{name}-cluster-kms",
+            role=self.cluster_role.name,
+            policy=pulumi.Output.from_input(args.secrets_key_arn).apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+                                "Resource": arn,
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+
         # --- Control-plane log group, created first so it is encrypted and expires
         # (EKS would otherwise create it unencrypted and keep logs forever).
         self.control_plane_logs = aws.cloudwatch.LogGroup(
@@ -315,7 +336,7 @@ class Cluster(pulumi.ComponentResource):
             upgrade_policy={"support_type": "STANDARD"},
             deletion_protection=args.deletion_protection,
             tags=tags(""),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster_policy, self.control_plane_logs]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster_policy, cluster_kms, self.control_plane_logs]),
         )
         self.cluster_name = self.cluster.name
         self.endpoint = self.cluster.endpoint

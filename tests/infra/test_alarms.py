@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -95,6 +96,17 @@ def test_single_metric_alarms(records, key, namespace, metric, comparison, thres
     assert inputs["threshold"] == pytest.approx(threshold)
     assert inputs["dimensions"] == dimensions
     assert inputs["period"] == 60
+
+
+def test_descriptions_link_their_runbook(records):
+    assert _alarm(records, "cache-2-memory")["alarmDescription"] == (
+        "Cache node 2: memory above 75% of maxmemory. Runbook: docs/runbooks.md#cache-n-memory"
+    )
+    assert _alarm(records, "db-cpu")["alarmDescription"].endswith("docs/runbooks.md#db-cpu")
+    runbooks = (Path(__file__).resolve().parents[2] / "docs" / "runbooks.md").read_text()
+    headings = {line[3:].replace("\\<n\\>", "n") for line in runbooks.splitlines() if line.startswith("## ")}
+    keys = {r["inputs"]["alarmDescription"].rsplit("#", 1)[1] for r in of_type(records, ALARM)}
+    assert keys <= headings
 
 
 def test_latency_is_p99_and_error_rate_is_math(records):

@@ -98,6 +98,11 @@ def test_iam_roles_have_minimal_managed_policies(private):
     node_trust = policy(one(private, ROLE, "eks-node"), "assumeRolePolicy")
     assert node_trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     assert _attached(private, "eks-cluster") == {"arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"}
+    kms = policy(one(private, "aws:iam/rolePolicy:RolePolicy", "eks-cluster-kms"))
+    assert kms["Statement"] == [
+        {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"], "Resource": SECRETS_KEY}
+    ]
+    assert "eks-cluster-kms" in one(private, EKS, "eks")["dependencies"]
     # The CNI policy is on the CNI's own role, never on the nodes.
     assert _attached(private, "eks-node") == {
         "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
