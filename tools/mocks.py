@@ -508,7 +508,8 @@ def redact(value: Any) -> Any:
         if sig == _RESOURCE_SIG:
             return value.get("urn", "")
         # "__defaults" and friends are engine bookkeeping, not inputs.
-        return {k: redact(v) for k, v in value.items() if not k.startswith("__")}
+        # Sorted: the wire struct's map order is arbitrary and plans should diff cleanly.
+        return {k: redact(v) for k, v in sorted(value.items()) if not k.startswith("__")}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     if isinstance(value, float) and value.is_integer():

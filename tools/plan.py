@@ -186,7 +186,8 @@ def run_program(
     return {
         "project": project,
         "stack": stack,
-        "resources": [plan_resource(r) for r in monitor.records],
+        # Registration order varies with thread scheduling; a sorted plan diffs cleanly.
+        "resources": sorted((plan_resource(r) for r in monitor.records), key=lambda r: (r["name"], r["type"])),
         "violations": [],
         "outputs": outputs,
     }
