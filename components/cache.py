@@ -76,7 +76,7 @@ class Cache(pulumi.ComponentResource):
             return {**args.tags, "Name": f"{self.replication_group_id}{suffix}"}
 
         subnet_group = aws.elasticache.SubnetGroup(
-            name,
+            f"{name}-subnets",
             name=self.replication_group_id,
             description=f"Isolated subnets of the {self.replication_group_id} cache",
             subnet_ids=args.subnet_ids,
@@ -84,7 +84,7 @@ class Cache(pulumi.ComponentResource):
             opts=child,
         )
         sg = aws.ec2.SecurityGroup(
-            name,
+            f"{name}-sg",
             name=f"{self.replication_group_id}-cache",
             description=f"Redis {self.replication_group_id}: {PORT} from the listed security groups only",
             vpc_id=args.vpc_id,
@@ -93,7 +93,7 @@ class Cache(pulumi.ComponentResource):
         )
         for label, source in sorted(args.allowed_security_group_ids.items()):
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-{label}",
+                f"{name}-sg-from-{label}",
                 security_group_id=sg.id,
                 referenced_security_group_id=source,
                 ip_protocol="tcp",
@@ -106,7 +106,7 @@ class Cache(pulumi.ComponentResource):
 
         log_groups = {
             log: aws.cloudwatch.LogGroup(
-                f"{name}-{log}",
+                f"{name}-log-{log}",
                 name=f"/aws/elasticache/{self.replication_group_id}/{log}",
                 kms_key_id=args.logs_kms_key_arn,
                 retention_in_days=args.log_retention_days,
@@ -117,7 +117,7 @@ class Cache(pulumi.ComponentResource):
         }
 
         group = aws.elasticache.ReplicationGroup(
-            name,
+            f"{name}-replication-group",
             replication_group_id=self.replication_group_id,
             description=f"Velocity features of {args.name_prefix}",
             engine="redis",

@@ -102,6 +102,7 @@ class Database(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     master_user_secret_arn: pulumi.Output[str]
     identifier: str
+    database_name: str
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraudstack:aws:Database", name, None, opts)
@@ -110,6 +111,7 @@ class Database(pulumi.ComponentResource):
             raise ValueError("the database subnet group needs subnets in at least two AZs")
         child = pulumi.ResourceOptions(parent=self)
         self.identifier = f"{args.name_prefix}-audit"
+        self.database_name = args.database_name
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
         account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
 
@@ -117,7 +119,7 @@ class Database(pulumi.ComponentResource):
             return {**args.tags, "Name": f"{self.identifier}{suffix}"}
 
         subnet_group = aws.rds.SubnetGroup(
-            name,
+            f"{name}-subnets",
             name=self.identifier,
             description=f"Isolated subnets of the {self.identifier} database",
             subnet_ids=args.subnet_ids,
@@ -125,7 +127,7 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
         sg = aws.ec2.SecurityGroup(
-            name,
+            f"{name}-sg",
             name=f"{self.identifier}-db",
             description=f"PostgreSQL {self.identifier}: {PORT} from the listed security groups only",
             vpc_id=args.vpc_id,
@@ -135,7 +137,7 @@ class Database(pulumi.ComponentResource):
         )
         for label, source in sorted(args.allowed_security_group_ids.items()):
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-{label}",
+                f"{name}-sg-from-{label}",
                 security_group_id=sg.id,
                 referenced_security_group_id=source,
                 ip_protocol="tcp",
@@ -147,7 +149,7 @@ class Database(pulumi.ComponentResource):
             )
 
         params = aws.rds.ParameterGroup(
-            name,
+            f"{name}-params",
             name=self.identifier,
             family=parameter_family(args.engine_version),
             description=f"TLS-only, slow-statement logging for {self.identifier}",
@@ -180,7 +182,7 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
         monitoring_attachment = aws.iam.RolePolicyAttachment(
-            f"{name}-monitoring",
+            f"{name}-monitoring-policy",
             role=monitoring_role.name,
             policy_arn=partition.apply(
                 lambda p: f"arn:{p}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
@@ -192,7 +194,7 @@ class Database(pulumi.ComponentResource):
         # first, they get our key and a retention.
         log_groups = [
             aws.cloudwatch.LogGroup(
-                f"{name}-{log}",
+                f"{name}-log-{log}",
                 name=f"/aws/rds/instance/{self.identifier}/{log}",
                 kms_key_id=args.logs_kms_key_arn,
                 retention_in_days=args.log_retention_days,
@@ -203,7 +205,7 @@ class Database(pulumi.ComponentResource):
         ]
 
         instance = aws.rds.Instance(
-            name,
+            f"{name}-instance",
             identifier=self.identifier,
             engine="postgres",
             engine_version=args.engine_version,

@@ -35,6 +35,9 @@ PURPOSE_SERVICES: dict[str, tuple[str, ...]] = {
     "sns": ("sns",),
 }
 
+#: Every purpose the platform needs a key for (the program makes all of them).
+PLATFORM_PURPOSES: tuple[str, ...] = tuple(PURPOSE_SERVICES)
+
 PURPOSE_DESCRIPTIONS: dict[str, str] = {
     "database": "RDS PostgreSQL storage, snapshots and Performance Insights",
     "cache": "ElastiCache Redis data at rest and snapshots",
@@ -276,7 +279,7 @@ class Keys(pulumi.ComponentResource):
                 opts=child,
             )
             alias = aws.kms.Alias(
-                f"{name}-{purpose}",
+                f"{name}-{purpose}-alias",
                 name=f"alias/{args.name_prefix}-{purpose}",
                 target_key_id=key.key_id,
                 opts=child,

@@ -104,15 +104,15 @@ class Secrets(pulumi.ComponentResource):
 
         api_keys = {
             client: random.RandomPassword(
-                f"{name}-api-key-{client}", length=args.api_key_length, special=False, opts=child
+                f"{name}-api-key-{client}-value", length=args.api_key_length, special=False, opts=child
             )
             for client in args.api_key_clients
         }
         hmac_key = random.RandomPassword(
-            f"{name}-hmac-signing-key", length=args.hmac_key_length, special=False, opts=child
+            f"{name}-hmac-signing-key-value", length=args.hmac_key_length, special=False, opts=child
         )
         redis_token = random.RandomPassword(
-            f"{name}-redis-auth-token",
+            f"{name}-redis-auth-token-value",
             length=args.redis_auth_token_length,
             special=True,
             override_special=REDIS_TOKEN_SPECIAL,
@@ -144,7 +144,7 @@ class Secrets(pulumi.ComponentResource):
                 opts=child,
             )
             aws.secretsmanager.SecretVersion(
-                f"{name}-{suffix}",
+                f"{name}-{suffix}-version",
                 secret_id=secret.id,
                 # Already secret (RandomPassword.result); wrapped again so a refactor that
                 # derives the value some other way cannot leak it into plain state.
@@ -152,7 +152,7 @@ class Secrets(pulumi.ComponentResource):
                 opts=child,
             )
             aws.secretsmanager.SecretPolicy(
-                f"{name}-{suffix}",
+                f"{name}-{suffix}-policy",
                 secret_arn=secret.arn,
                 block_public_policy=True,
                 policy=pulumi.Output.all(secret.arn, *readers).apply(
