@@ -88,6 +88,15 @@ class _Spec:
     queries: Sequence[dict] | None = None
 
 
+def member_cluster_ids(replication_group_id: str, node_count: int) -> list[str]:
+    """ElastiCache's names for the nodes of a (cluster-mode disabled) replication group.
+
+    Known before the group exists, so the per-node alarms are declared up front rather
+    than inside an ``apply``.
+    """
+    return [f"{replication_group_id}-{i:03d}" for i in range(1, node_count + 1)]
+
+
 def topic_policy(topic_arn: str, account_id: str, region: str, partition: str = "aws") -> str:
     """CloudWatch alarms of this account may publish; nobody may publish without TLS."""
     return json.dumps(
@@ -206,14 +215,14 @@ class Alarms(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.topic = aws.sns.Topic(
-            name,
+            f"{name}-topic",
             name=f"{args.name_prefix}-alarms",
             kms_master_key_id=args.topic_key_arn,
-            tags={**args.tags, "Name": name},
+            tags={**args.tags, "Name": f"{args.name_prefix}-alarms"},
             opts=child,
         )
         aws.sns.TopicPolicy(
-            name,
+            f"{name}-topic-policy",
             arn=self.topic.arn,
             policy=pulumi.Output.all(self.topic.arn, args.account_id).apply(
                 lambda v: topic_policy(v[0], v[1], args.region, args.partition)
@@ -247,12 +256,12 @@ class Alarms(pulumi.ComponentResource):
                 actions_enabled=True,
                 alarm_actions=[self.topic.arn],
                 ok_actions=[self.topic.arn],
-                tags={**args.tags, "Name": f"{name}-{spec.key}"},
+                tags={**args.tags, "Name": f"{args.name_prefix}-{spec.key}"},
                 opts=child,
             )
 
         self.dashboard = aws.cloudwatch.Dashboard(
-            name,
+            f"{name}-dashboard",
             dashboard_name=args.name_prefix,
             dashboard_body=pulumi.Output.all(*[a.arn for a in self.alarms.values()]).apply(
                 lambda arns: dashboard_body(list(self.alarms), arns, args.region)

@@ -200,14 +200,14 @@ class Cluster(pulumi.ComponentResource):
         p = args.partition
 
         def tags(suffix: str) -> dict[str, str]:
-            return {**args.tags, "Name": f"{name}-{suffix}" if suffix else name}
+            return {**args.tags, "Name": f"{args.cluster_name}-{suffix}" if suffix else args.cluster_name}
 
         def managed(policy: str) -> str:
             return f"arn:{p}:iam::aws:policy/{policy}"
 
         # --- IAM role of the control plane: only the policy EKS itself needs.
         self.cluster_role = aws.iam.Role(
-            f"{name}-cluster",
+            f"{name}-cluster-role",
             assume_role_policy=_assume_role_policy("eks.amazonaws.com"),
             description=f"EKS control plane of {args.cluster_name}",
             tags=tags("cluster"),
@@ -244,7 +244,7 @@ class Cluster(pulumi.ComponentResource):
         # --- Control-plane log group, created first so it is encrypted and expires
         # (EKS would otherwise create it unencrypted and keep logs forever).
         self.control_plane_logs = aws.cloudwatch.LogGroup(
-            f"{name}-control-plane",
+            f"{name}-control-plane-logs",
             name=f"/aws/eks/{args.cluster_name}/cluster",
             retention_in_days=args.log_retention_days,
             kms_key_id=args.logs_key_arn,
@@ -255,7 +255,7 @@ class Cluster(pulumi.ComponentResource):
         # --- Security groups. Standalone rules only (no inline blocks), so nothing fights
         # over them; creating a group without rules drops AWS's default allow-all egress.
         self.control_plane_security_group = aws.ec2.SecurityGroup(
-            f"{name}-control-plane",
+            f"{name}-control-plane-sg",
             vpc_id=args.vpc_id,
             description=f"EKS API of {args.cluster_name}: 443 from nodes and listed operator networks",
             tags=tags("control-plane"),
@@ -320,7 +320,7 @@ class Cluster(pulumi.ComponentResource):
         if args.public_access_cidrs:
             vpc_config["public_access_cidrs"] = list(args.public_access_cidrs)
         self.cluster = aws.eks.Cluster(
-            name,
+            f"{name}-cluster",
             name=args.cluster_name,
             version=args.kubernetes_version,
             role_arn=self.cluster_role.arn,
@@ -345,7 +345,7 @@ class Cluster(pulumi.ComponentResource):
         self.admin_associations = []
         for i, role_arn in enumerate(args.admin_role_arns):
             entry = aws.eks.AccessEntry(
-                f"{name}-admin-{i}",
+                f"{name}-admin-{i}-entry",
                 cluster_name=self.cluster.name,
                 principal_arn=role_arn,
                 type="STANDARD",
@@ -354,7 +354,7 @@ class Cluster(pulumi.ComponentResource):
             )
             self.admin_associations.append(
                 aws.eks.AccessPolicyAssociation(
-                    f"{name}-admin-{i}",
+                    f"{name}-admin-{i}-policy",
                     cluster_name=self.cluster.name,
                     principal_arn=entry.principal_arn,
                     policy_arn=ADMIN_ACCESS_POLICY,
@@ -435,6 +435,7 @@ class Cluster(pulumi.ComponentResource):
                 disk_size_gib=args.cpu_nodes.disk_size_gib,
                 capacity_type=args.cpu_nodes.capacity_type,
                 labels=CPU_LABELS,
+                name_tag=f"{args.cluster_name}-cpu",
                 tags=args.tags,
             ),
             opts=ng_opts,
@@ -452,6 +453,7 @@ class Cluster(pulumi.ComponentResource):
                 capacity_type=args.gpu_nodes.capacity_type,
                 labels=GPU_LABELS,
                 taints=[GPU_TAINT],
+                name_tag=f"{args.cluster_name}-gpu",
                 # The cluster autoscaler needs these to scale a group up from zero nodes.
                 tags={
                     **args.tags,
@@ -521,14 +523,14 @@ class Cluster(pulumi.ComponentResource):
 
     def _addon(self, addon: str, version: str, depends_on: Sequence[pulumi.Resource] = (), **kwargs) -> aws.eks.Addon:
         return aws.eks.Addon(
-            f"{self._base}-{addon}",
+            f"{self._base}-addon-{addon}",
             cluster_name=self.cluster.name,
             addon_name=addon,
             addon_version=version,
             # EKS installs self-managed copies of the first three; take them over.
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="PRESERVE",
-            tags={**self._args.tags, "Name": f"{self._base}-{addon}"},
+            tags={**self._args.tags, "Name": f"{self._args.cluster_name}-{addon}"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
             **kwargs,
         )

@@ -109,6 +109,8 @@ class EndpointsArgs:
     services: Sequence[str] = tuple(SERVICES)
     """Keys of :data:`SERVICES` to create endpoints for."""
     partition: str = "aws"
+    name_prefix: str = ""
+    """Prefix of ``Name`` tags (e.g. ``fraudstack-production``); default the logical name."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -122,15 +124,16 @@ class Endpoints(pulumi.ComponentResource):
     def __init__(self, name: str, args: EndpointsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraudstack:aws:Endpoints", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        label = f"{args.name_prefix}-endpoints" if args.name_prefix else name
         unknown = sorted(set(args.services) - set(SERVICES))
         if unknown:
             raise ValueError(f"unknown endpoint services {unknown}; known: {sorted(SERVICES)}")
 
         self.security_group = aws.ec2.SecurityGroup(
-            name,
+            f"{name}-sg",
             vpc_id=args.vpc_id,
             description="Interface VPC endpoints: HTTPS from the EKS nodes only",
-            tags={**args.tags, "Name": name},
+            tags={**args.tags, "Name": label},
             opts=child,
         )
         aws.vpc.SecurityGroupIngressRule(
@@ -141,7 +144,7 @@ class Endpoints(pulumi.ComponentResource):
             from_port=443,
             to_port=443,
             description="HTTPS from the EKS nodes",
-            tags={**args.tags, "Name": f"{name}-https-from-nodes"},
+            tags={**args.tags, "Name": f"{label}-https-from-nodes"},
             opts=child,
         )
         # No egress rule: interface endpoints answer on the same connection and never
@@ -164,7 +167,7 @@ class Endpoints(pulumi.ComponentResource):
                         service, account, args.region, args.model_ids, args.partition
                     )
                 ),
-                tags={**args.tags, "Name": f"{name}-{suffix}"},
+                tags={**args.tags, "Name": f"{label}-{suffix}"},
                 opts=child,
             )
 

@@ -44,6 +44,8 @@ class NodeGroupArgs:
     """Kubernetes labels every node of the group carries."""
     taints: Sequence[Taint] = ()
     """Taints that keep unrelated pods off the group."""
+    name_tag: str = ""
+    """``Name`` tag of the nodes, volumes and group (default: the logical name)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Required tags; the component adds ``Name``."""
 
@@ -58,10 +60,10 @@ class NodeGroup(pulumi.ComponentResource):
     def __init__(self, name: str, args: NodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraudstack:aws:NodeGroup", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = {**args.tags, "Name": name}
+        tags = {**args.tags, "Name": args.name_tag or name}
 
         self.launch_template = aws.ec2.LaunchTemplate(
-            name,
+            f"{name}-lt",
             description=f"EKS nodes for {name}",
             # Hop limit 1 keeps pods (one hop further) away from the node role's credentials;
             # they get their own through IRSA.
@@ -105,7 +107,7 @@ class NodeGroup(pulumi.ComponentResource):
         )
 
         self.node_group = aws.eks.NodeGroup(
-            name,
+            f"{name}-group",
             cluster_name=args.cluster_name,
             node_role_arn=args.node_role_arn,
             subnet_ids=args.subnet_ids,

@@ -64,18 +64,18 @@ class Registry(pulumi.ComponentResource):
         super().__init__("fraudstack:aws:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.repository = aws.ecr.Repository(
-            name,
+            f"{name}-repository",
             name=args.repository_name,
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.key_arn}],
             # Deleting the stack must not silently delete released images.
             force_delete=False,
-            tags={**args.tags, "Name": name},
+            tags={**args.tags, "Name": args.repository_name},
             opts=child,
         )
         self.lifecycle_policy = aws.ecr.LifecyclePolicy(
-            name,
+            f"{name}-lifecycle",
             repository=self.repository.name,
             policy=lifecycle_policy(args.keep_last_images, args.untagged_expiry_days),
             opts=child,

@@ -37,10 +37,10 @@ def records() -> list[dict]:
 
 
 def test_topic_encrypted_and_tls_only(records):
-    topic = one(records, "aws:sns/topic:Topic", "alarms")["inputs"]
+    topic = one(records, "aws:sns/topic:Topic", "alarms-topic")["inputs"]
     assert topic["kmsMasterKeyId"] == KEY
     assert topic["name"] == "fraudstack-test-alarms"
-    doc = policy(one(records, "aws:sns/topicPolicy:TopicPolicy", "alarms"))
+    doc = policy(one(records, "aws:sns/topicPolicy:TopicPolicy", "alarms-topic-policy"))
     deny = [s for s in doc["Statement"] if s["Effect"] == "Deny"]
     assert deny == [{"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
                      "Resource": TOPIC, "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]
@@ -125,7 +125,7 @@ def test_latency_is_p99_and_error_rate_is_math(records):
 
 
 def test_dashboard_shows_every_alarm(records):
-    body = json.loads(one(records, "aws:cloudwatch/dashboard:Dashboard", "alarms")["inputs"]["dashboardBody"])
+    body = json.loads(one(records, "aws:cloudwatch/dashboard:Dashboard", "alarms-dashboard")["inputs"]["dashboardBody"])
     names = {r["inputs"]["name"] for r in of_type(records, ALARM)}
     arns = {f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:{n}" for n in names}
     assert set(body["widgets"][0]["properties"]["alarms"]) == arns

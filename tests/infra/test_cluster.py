@@ -41,7 +41,7 @@ def public() -> list[dict]:
 
 
 def test_control_plane_is_private_logged_and_encrypted(private):
-    inputs = one(private, EKS, "eks")["inputs"]
+    inputs = one(private, EKS, "eks-cluster")["inputs"]
     assert inputs["name"] == "fraudstack-test"
     assert inputs["version"] == "1.34"
     assert inputs["vpcConfig"]["endpointPrivateAccess"] is True
@@ -56,27 +56,27 @@ def test_control_plane_is_private_logged_and_encrypted(private):
 
 
 def test_public_endpoint_only_for_listed_cidrs(public):
-    vpc = one(public, EKS, "eks")["inputs"]["vpcConfig"]
+    vpc = one(public, EKS, "eks-cluster")["inputs"]["vpcConfig"]
     assert vpc["endpointPublicAccess"] is True
     assert vpc["endpointPrivateAccess"] is True
     assert vpc["publicAccessCidrs"] == ["198.51.100.0/24", "203.0.113.7/32"]
 
 
 def test_control_plane_log_group_is_encrypted_and_expires(private):
-    group = one(private, "aws:cloudwatch/logGroup:LogGroup", "eks-control-plane")["inputs"]
+    group = one(private, "aws:cloudwatch/logGroup:LogGroup", "eks-control-plane-logs")["inputs"]
     assert group["name"] == "/aws/eks/fraudstack-test/cluster"
     assert group["kmsKeyId"] == LOGS_KEY
     assert group["retentionInDays"] == 365
-    assert "eks-control-plane" in one(private, EKS, "eks")["dependencies"]
+    assert "eks-control-plane-logs" in one(private, EKS, "eks-cluster")["dependencies"]
     insights = {r["inputs"]["name"] for r in of_type(private, "aws:cloudwatch/logGroup:LogGroup")} - {group["name"]}
     assert insights == {f"/aws/containerinsights/fraudstack-test/{k}" for k in ("application", "dataplane", "host", "performance")}
 
 
 def test_admin_access_entries(private):
-    entry = one(private, "aws:eks/accessEntry:AccessEntry", "eks-admin-0")["inputs"]
+    entry = one(private, "aws:eks/accessEntry:AccessEntry", "eks-admin-0-entry")["inputs"]
     assert entry["principalArn"] == ADMIN
     assert entry["type"] == "STANDARD"
-    assoc = one(private, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "eks-admin-0")["inputs"]
+    assoc = one(private, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "eks-admin-0-policy")["inputs"]
     assert assoc["policyArn"] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
     assert assoc["accessScope"] == {"type": "cluster"}
     assert len(of_type(private, "aws:eks/accessEntry:AccessEntry")) == 1
@@ -91,7 +91,7 @@ def _attached(records, role_name: str) -> set[str]:
 
 
 def test_iam_roles_have_minimal_managed_policies(private):
-    cluster_trust = policy(one(private, ROLE, "eks-cluster"), "assumeRolePolicy")
+    cluster_trust = policy(one(private, ROLE, "eks-cluster-role"), "assumeRolePolicy")
     assert cluster_trust["Statement"] == [
         {"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}
     ]
@@ -102,7 +102,7 @@ def test_iam_roles_have_minimal_managed_policies(private):
     assert kms["Statement"] == [
         {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"], "Resource": SECRETS_KEY}
     ]
-    assert "eks-cluster-kms" in one(private, EKS, "eks")["dependencies"]
+    assert "eks-cluster-kms" in one(private, EKS, "eks-cluster")["dependencies"]
     # The CNI policy is on the CNI's own role, never on the nodes.
     assert _attached(private, "eks-node") == {
         "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -138,7 +138,7 @@ def test_oidc_provider_and_irsa_trust(private):
 
 def test_launch_templates_are_hardened(private):
     for group in ("eks-cpu", "eks-gpu"):
-        lt = one(private, LT, group)
+        lt = one(private, LT, f"{group}-lt")
         inputs = lt["inputs"]
         assert lt["parent"] == group
         assert inputs["metadataOptions"] == {
@@ -155,12 +155,12 @@ def test_launch_templates_are_hardened(private):
         assert nic["associatePublicIpAddress"] == "false"
         assert "subnetId" not in nic
         assert "keyName" not in inputs and "userData" not in inputs and "imageId" not in inputs
-    assert one(private, LT, "eks-gpu")["inputs"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 100
+    assert one(private, LT, "eks-gpu-lt")["inputs"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 100
 
 
 def test_node_groups_ami_types_taints_labels(private):
-    cpu = one(private, NG, "eks-cpu")["inputs"]
-    gpu = one(private, NG, "eks-gpu")["inputs"]
+    cpu = one(private, NG, "eks-cpu-group")["inputs"]
+    gpu = one(private, NG, "eks-gpu-group")["inputs"]
     assert cpu["amiType"] == "AL2023_x86_64_STANDARD"
     assert gpu["amiType"] == "AL2023_x86_64_NVIDIA"
     assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
@@ -180,8 +180,8 @@ def test_node_groups_ami_types_taints_labels(private):
     # Scale-from-zero needs the autoscaler's node-template tags.
     assert gpu["tags"]["k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu"] == "true:NoSchedule"
     # Nodes wait for the CNI and their role's policies.
-    deps = set(one(private, NG, "eks-gpu")["dependencies"])
-    assert {"eks-vpc-cni", "eks-kube-proxy", "eks-node-amazoneksworkernodepolicy"} <= deps
+    deps = set(one(private, NG, "eks-gpu-group")["dependencies"])
+    assert {"eks-addon-vpc-cni", "eks-addon-kube-proxy", "eks-node-amazoneksworkernodepolicy"} <= deps
 
 
 def test_addons_versions_and_network_policy(private):
@@ -197,7 +197,7 @@ def test_addons_versions_and_network_policy(private):
     assert cni["serviceAccountRoleArn"].startswith("arn:aws:iam::123456789012:role/eks-vpc-cni")
     cw = addons["amazon-cloudwatch-observability"]["inputs"]
     assert cw["serviceAccountRoleArn"].startswith("arn:aws:iam::123456789012:role/eks-cloudwatch-agent")
-    assert {"eks-cpu", "eks-gpu"} <= set(addons["coredns"]["dependencies"])
+    assert {"eks-cpu-group", "eks-gpu-group"} <= set(addons["coredns"]["dependencies"])
 
 
 def test_security_groups_never_open_to_the_world_except_https_out(private):
@@ -217,10 +217,10 @@ def test_security_groups_never_open_to_the_world_except_https_out(private):
     }
     assert egress["eks-nodes-to-vpc"]["cidrIpv4"] == "10.0.0.0/16"
     sgs = {r["name"]: r for r in of_type(private, "aws:ec2/securityGroup:SecurityGroup")}
-    assert set(sgs) == {"eks-control-plane", "eks-nodes"}
+    assert set(sgs) == {"eks-control-plane-sg", "eks-nodes"}
     assert all("ingress" not in s["inputs"] and "egress" not in s["inputs"] for s in sgs.values())
     # Nodes carry the node security group (the one the data tier admits).
-    nic = one(private, LT, "eks-cpu")["inputs"]["networkInterfaces"][0]
+    nic = one(private, LT, "eks-cpu-lt")["inputs"]["networkInterfaces"][0]
     assert nic["securityGroups"] == [ingress["eks-nodes-from-nodes"]["securityGroupId"]]
 
 

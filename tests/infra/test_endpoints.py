@@ -29,7 +29,7 @@ def test_every_endpoint_is_interface_with_private_dns(records):
     endpoints = {r["inputs"]["serviceName"]: r["inputs"] for r in of_type(records, VPCE)}
     assert set(endpoints) == {f"com.amazonaws.eu-west-1.{s}" for s in
                               ("bedrock-runtime", "ecr.api", "ecr.dkr", "sts", "logs", "secretsmanager")}
-    sg = one(records, "aws:ec2/securityGroup:SecurityGroup", "endpoints")
+    sg = one(records, "aws:ec2/securityGroup:SecurityGroup", "endpoints-sg")
     for inputs in endpoints.values():
         assert inputs["vpcEndpointType"] == "Interface"
         assert inputs["privateDnsEnabled"] is True

@@ -15,7 +15,7 @@ def test_repository_and_lifecycle():
     records = run_component(
         lambda: Registry("registry", RegistryArgs("fraudstack/scoring", KEY, keep_last_images=25, untagged_expiry_days=3, tags=TAGS))
     )
-    repo = one(records, "aws:ecr/repository:Repository", "registry")
+    repo = one(records, "aws:ecr/repository:Repository", "registry-repository")
     assert repo["parent"] == "registry"
     inputs = repo["inputs"]
     assert inputs["name"] == "fraudstack/scoring"
@@ -23,8 +23,8 @@ def test_repository_and_lifecycle():
     assert inputs["imageScanningConfiguration"] == {"scanOnPush": True}
     assert inputs["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": KEY}]
     assert inputs["forceDelete"] is False
-    assert inputs["tags"] == {**TAGS, "Name": "registry"}
-    lifecycle = one(records, "aws:ecr/lifecyclePolicy:LifecyclePolicy", "registry")["inputs"]
+    assert inputs["tags"] == {**TAGS, "Name": "fraudstack/scoring"}
+    lifecycle = one(records, "aws:ecr/lifecyclePolicy:LifecyclePolicy", "registry-lifecycle")["inputs"]
     assert lifecycle["repository"] == "fraudstack/scoring"
     rules = json.loads(lifecycle["policy"])["rules"]
     assert [r["selection"] for r in rules] == [
