@@ -35,6 +35,15 @@ from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from components.cluster_config import (
+    AlarmsConfig,
+    BedrockConfig,
+    ClusterConfig,
+    EndpointsConfig,
+    RegistryConfig,
+    cluster_tier_problems,
+)
+
 NAMESPACE = "fraudstack"
 
 #: Retention values CloudWatch Logs accepts (anything else is rejected at deploy time).
@@ -340,6 +349,11 @@ class StackConfig(ConfigModel):
     pci_scope: bool = Field(True, description="Whether the stack is in PCI DSS scope, the `pci-scope` tag.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags added to every resource.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="VPC, subnets, NAT, flow logs.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="EKS control plane, access and node groups.")
+    endpoints: EndpointsConfig = Field(default_factory=EndpointsConfig, description="Interface VPC endpoints of the private subnets.")
+    bedrock: BedrockConfig = Field(default_factory=BedrockConfig, description="Bedrock models the service may invoke.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="ECR repository of the scoring image.")
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm notifications and thresholds.")
     keys: KeysConfig = Field(default_factory=KeysConfig, description="Customer-managed KMS keys.")
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="RDS PostgreSQL audit database.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="ElastiCache Redis velocity store.")
@@ -424,6 +438,11 @@ def _extra_tags(cfg: StackConfig) -> Iterable[tuple[str, str]]:
             yield f"tags.{key}", "tag keys are 1 to 128 characters"
         elif len(value) > 256:
             yield f"tags.{key}", "tag values are at most 256 characters"
+
+
+@invariant
+def _cluster_tier(cfg: StackConfig) -> Iterable[tuple[str, str]]:
+    yield from cluster_tier_problems(cfg.is_production, cfg.cluster, cfg.endpoints, cfg.alarms)
 
 
 @invariant

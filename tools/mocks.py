@@ -288,6 +288,9 @@ def _ec2(kind: str) -> Callable[[FraudstackMocks, str, str, dict], dict]:
                        networkInterfaceIds=[f"eni-{_hex('vpce-eni', name, str(i))}" for i in range(len(inputs.get("subnetIds") or []))])
         if kind == "security-group":
             out["name"] = inputs.get("name") or physical
+        if kind == "launch-template":
+            # EKS node groups pin a template version; the first one is 1.
+            out.update(latestVersion=1, defaultVersion=1)
         return out
 
     return produce

@@ -100,7 +100,7 @@ INVALID = [
     ("staging", {"fraudstack:tags": {"team": 5}},
      "fraudstack:tags.team: Input should be a valid string (got 5)"),
     ("staging", {"fraudstack:azCount": "3"},
-     "fraudstack:azCount: unknown key (known keys: cache, dataClassification, database, environment, keys, network, owner, pciScope, region, secrets, service, tags)"),
+     "fraudstack:azCount: unknown key (known keys: alarms, bedrock, cache, cluster, dataClassification, database, endpoints, environment, keys, network, owner, pciScope, region, registry, secrets, service, tags)"),
 ]
 
 
