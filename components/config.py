@@ -580,7 +580,11 @@ def load_stack_config(cfg: pulumi.Config | None = None, *, model: type[StackConf
         result = model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise _fail(_loc_to_key(first["loc"]), _describe(first)) from None
+        why = _describe(first)
+        if runtime_config.is_config_secret(f"{NAMESPACE}:{first['loc'][0]}"):
+            # Never echo a secret value back, not even a wrong one.
+            why = _describe({**first, "input": None})
+        raise _fail(_loc_to_key(first["loc"]), why) from None
 
     for check in INVARIANTS:
         for key, why in check(result):

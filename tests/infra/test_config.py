@@ -7,8 +7,9 @@ import pytest
 
 from pydantic import SecretStr
 
-from components.config import LOG_RETENTION_DAYS, NatStrategy, StackConfig, config_reference
+from components.config import LOG_RETENTION_DAYS, NatStrategy, StackConfig, config_reference, load_stack_config
 from tests.infra.conftest import load_config
+from tools.plan import stack_config
 
 
 def test_staging_values():
@@ -133,9 +134,6 @@ class _WithSecret(StackConfig):
 
 
 def _load_with_secret(overrides):
-    from components.config import load_stack_config
-    from tools.plan import stack_config
-
     flat, secrets = stack_config("staging", overrides)
     pulumi.runtime.set_all_config(flat, secrets)
     return load_stack_config(model=_WithSecret)
@@ -150,3 +148,13 @@ def test_secret_field_refuses_plain_text():
     with pytest.raises(pulumi.RunError) as err:
         _load_with_secret({"fraudstack:apiToken": "test-key-not-a-secret"})
     assert str(err.value) == "fraudstack:apiToken: must be set with `pulumi config set --secret`, never in plain text"
+
+
+def test_wrong_value_of_a_secret_key_is_not_echoed():
+    # A key set with --secret but declared as a plain value: the error must not show it.
+    flat, secrets = stack_config("staging", {"fraudstack:owner": {"secure": "AAABAMockCiphertext=="}})
+    flat["fraudstack:owner"] = "x"
+    pulumi.runtime.set_all_config(flat, secrets)
+    with pytest.raises(pulumi.RunError) as err:
+        load_stack_config()
+    assert str(err.value) == "fraudstack:owner: String should have at least 3 characters"
