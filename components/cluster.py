@@ -157,7 +157,7 @@ def service_account_role(
         opts=opts,
     )
     if policy_json is not None:
-        aws.iam.RolePolicy(name, role=role.name, policy=policy_json, opts=opts)
+        aws.iam.RolePolicy(f"{name}-policy", role=role.name, policy=policy_json, opts=opts)
     for arn in managed_policy_arns:
         aws.iam.RolePolicyAttachment(
             f"{name}-{arn.rsplit('/', 1)[-1].lower()}", role=role.name, policy_arn=arn, opts=opts
@@ -564,7 +564,7 @@ class Cluster(pulumi.ComponentResource):
         self.cluster_autoscaler = None
         if args.cluster_autoscaler_version:
             autoscaler_role = self.service_account_role(
-                f"{name}-cluster-autoscaler",
+                f"{name}-autoscaler",
                 "kube-system",
                 "cluster-autoscaler",
                 pulumi.Output.all(self.cluster.name, self.cluster.arn).apply(

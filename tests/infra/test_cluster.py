@@ -133,7 +133,7 @@ def test_oidc_provider_and_irsa_trust(private):
         ], role
     # The helper's role is a child of the cluster and carries the given inline policy.
     assert one(private, ROLE, "scoring-sa")["parent"] == "eks"
-    assert policy(one(private, "aws:iam/rolePolicy:RolePolicy", "scoring-sa")) == {"Version": "2012-10-17", "Statement": []}
+    assert policy(one(private, "aws:iam/rolePolicy:RolePolicy", "scoring-sa-policy")) == {"Version": "2012-10-17", "Statement": []}
 
 
 def test_launch_templates_are_hardened(private):
@@ -295,12 +295,12 @@ def test_cluster_autoscaler_release_and_scoped_role(private):
     assert inputs["values"]["autoDiscovery"] == {"clusterName": "fraudstack-test"}
     sa = inputs["values"]["rbac"]["serviceAccount"]
     assert sa["name"] == "cluster-autoscaler"
-    assert sa["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::123456789012:role/eks-cluster-autoscaler")
-    trust = policy(one(private, ROLE, "eks-cluster-autoscaler"), "assumeRolePolicy")
+    assert sa["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::123456789012:role/eks-autoscaler")
+    trust = policy(one(private, ROLE, "eks-autoscaler"), "assumeRolePolicy")
     assert list(trust["Statement"][0]["Condition"]["StringEquals"].values()) == [
         "system:serviceaccount:kube-system:cluster-autoscaler", "sts.amazonaws.com"
     ]
-    statements = {s["Sid"]: s for s in policy(one(private, "aws:iam/rolePolicy:RolePolicy", "eks-cluster-autoscaler"))["Statement"]}
+    statements = {s["Sid"]: s for s in policy(one(private, "aws:iam/rolePolicy:RolePolicy", "eks-autoscaler-policy"))["Statement"]}
     assert statements["ResizeOwnGroupsOnly"]["Condition"] == {
         "StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/fraudstack-test": "owned"}
     }
