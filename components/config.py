@@ -487,8 +487,16 @@ def _data_tier(cfg: StackConfig) -> Iterable[tuple[str, str]]:
 # --------------------------------------------------------------------------- loading
 
 
+def _unwrap_optional(annotation: Any) -> Any:
+    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+    if type(None) in getattr(annotation, "__args__", ()) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
 def _field_kind(annotation: Any) -> str:
     """'object' for sections and maps (JSON in the flat config), 'secret' or 'scalar'."""
+    annotation = _unwrap_optional(annotation)
     if annotation is SecretStr:
         return "secret"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -535,10 +543,14 @@ def _loc_to_key(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
-def load_stack_config(cfg: pulumi.Config | None = None) -> StackConfig:
-    """Read, validate and return the stack config; raise ``pulumi.RunError`` naming the bad key."""
+def load_stack_config(cfg: pulumi.Config | None = None, *, model: type[StackConfig] = StackConfig) -> StackConfig:
+    """Read, validate and return the stack config; raise ``pulumi.RunError`` naming the bad key.
+
+    A top-level field typed ``SecretStr`` must be set with ``pulumi config set --secret``:
+    a plain-text value in the stack file is refused. ``model`` is for tests.
+    """
     cfg = cfg or pulumi.Config(NAMESPACE)
-    fields = StackConfig.model_fields
+    fields = model.model_fields
     aliases = {f.alias or n: (n, f) for n, f in fields.items()}
 
     unknown = sorted(_present_keys() - set(aliases))
@@ -565,10 +577,14 @@ def load_stack_config(cfg: pulumi.Config | None = None) -> StackConfig:
         raw[alias] = value
 
     try:
-        result = StackConfig.model_validate(raw)
+        result = model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise _fail(_loc_to_key(first["loc"]), _describe(first)) from None
+        why = _describe(first)
+        if runtime_config.is_config_secret(f"{NAMESPACE}:{first['loc'][0]}"):
+            # Never echo a secret value back, not even a wrong one.
+            why = _describe({**first, "input": None})
+        raise _fail(_loc_to_key(first["loc"]), why) from None
 
     for check in INVARIANTS:
         for key, why in check(result):
@@ -589,7 +605,7 @@ def config_reference() -> list[tuple[str, str, str, str]]:
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
             key = f"{prefix}{field.alias or name}"
-            annotation = field.annotation
+            annotation = _unwrap_optional(field.annotation)
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 walk(annotation, key + ".")
                 continue
@@ -604,9 +620,14 @@ def _type_name(annotation: Any) -> str:
         return " \\| ".join(f"`{m.value}`" for m in annotation)
     if annotation is SecretStr:
         return "secret string"
-    if getattr(annotation, "__origin__", None) is Literal:
+    origin = getattr(annotation, "__origin__", None)
+    if origin is Literal:
         return " \\| ".join(f"`{a}`" for a in annotation.__args__)
-    return getattr(annotation, "__name__", str(annotation)).replace("dict[str, str]", "map")
+    if origin is dict:
+        return "map of strings"
+    if origin in (list, tuple):
+        return "list"
+    return {str: "string", int: "integer", bool: "boolean", float: "number"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def _default_text(field: Any) -> str:

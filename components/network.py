@@ -322,9 +322,17 @@ class Network(pulumi.ComponentResource):
         permissions = aws.iam.get_policy_document_output(
             statements=[
                 {
+                    "sid": "DeliverToTheFlowLogGroup",
                     "actions": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                     "resources": [log_group.arn, log_group.arn.apply(lambda arn: f"{arn}:*")],
-                }
+                },
+                {
+                    # The service checks the destination exists before delivering; this
+                    # action has no narrower resource than the account's log groups.
+                    "sid": "FindTheFlowLogGroup",
+                    "actions": ["logs:DescribeLogGroups"],
+                    "resources": [f"arn:{partition}:logs:{region}:{account}:log-group:*"],
+                },
             ],
             opts=invoke,
         )

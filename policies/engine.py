@@ -1,7 +1,8 @@
 """Run the pack in-process over plan resources, the way the Pulumi policy server does.
 
 ``evaluate(resources, config)`` takes the plan's resources
-(``{"type", "name", "parent", "custom", "provider", "inputs"}``, see docs/ARCHITECTURE.md)
+(``{"type", "name", "parent", "custom", "provider", "inputs"}``, see docs/ARCHITECTURE.md,
+optionally with ``"id"`` and ``"outputs"``, which stack rules use to tie references together)
 and the stack's policy config (the JSON passed to ``--policy-pack-config``) and returns
 the violations. Each resource's inputs go through
 ``pulumi_policy.deserialize.deserialize_properties`` and ``unknown_checking_proxy`` and
@@ -134,7 +135,10 @@ class _Plan:
             for key in ("type", "name"):
                 if not isinstance(r.get(key), str) or not r.get(key):
                     raise ValueError(f"plan resource {r!r}: missing {key!r}")
-            by_name.setdefault(r["name"], r)
+            # Parents are found by name; components (custom false) win over a child that
+            # reuses the component's name.
+            if r["name"] not in by_name or (by_name[r["name"]].get("custom", True) and not r.get("custom", True)):
+                by_name[r["name"]] = r
         self.by_urn: dict[str, dict] = {}
         urns: dict[int, str] = {}
         for r in resources:
@@ -154,17 +158,33 @@ class _Plan:
                 raise ValueError(f"plan resource {r['name']!r}: inputs must be an object")
             props = unknown_checking_proxy(deserialize_properties(_redact_secrets(inputs)))
             parent = r.get("parent")
-            parent_urn = urns.get(id(by_name[parent])) if parent in by_name else None
+            # A parent missing from the plan still groups its children (same-component matching).
+            parent_urn = (urns.get(id(by_name[parent])) if parent in by_name
+                          else f"urn:pulumi:{stack}::{project}::component::{parent}" if parent else None)
             opts = PolicyResourceOptions(False, [], None, [], timeouts, [], parent_urn)
             self.items.append((r, urns[id(r)], props, opts))
+        # Stack policies see a resource's outputs when the plan records them (as the
+        # server does after an update): ids and ARNs let rules tie references together.
         self.policy_resources = [
-            PolicyResource(r["type"], props, urn, r["name"], opts, None, None, [], {})
+            PolicyResource(r["type"], self._stack_props(r, props), urn, r["name"], opts, None, None, [], {})
             for r, urn, props, opts in self.items
         ]
         by_pr_urn = {pr.urn: pr for pr in self.policy_resources}
         for pr, (_, _, _, opts) in zip(self.policy_resources, self.items):
             if opts.parent in by_pr_urn:
                 pr.parent = by_pr_urn[opts.parent]
+
+
+    @staticmethod
+    def _stack_props(r: dict, props: Mapping[str, Any]) -> Mapping[str, Any]:
+        outputs = r.get("outputs")
+        rid = r.get("id")
+        if not isinstance(outputs, dict) and not isinstance(rid, str):
+            return props
+        merged = {**(r.get("inputs") or {}), **(outputs if isinstance(outputs, dict) else {})}
+        if isinstance(rid, str):
+            merged["id"] = rid
+        return unknown_checking_proxy(deserialize_properties(_redact_secrets(merged)))
 
 
 def evaluate(resources: list[dict], config: Mapping[str, Any] | None = None, *,

@@ -75,6 +75,13 @@ class Stack:
         return [r for r in self.resources if r.resource_type in types]
 
 
+def with_type(check):
+    """Mark a resource check that needs the resource type: ``check(props, cfg, resource_type)``
+    (for rules over several resource shapes, such as the security-group family)."""
+    check.wants_type = True
+    return check
+
+
 ResourceCheck = Callable[[Mapping[str, Any], Mapping[str, Any]], Iterable[str]]
 StackCheck = Callable[[Stack, Mapping[str, Any]], Iterable[tuple[PolicyResource | None, str]]]
 
@@ -178,7 +185,11 @@ class Rule:
     def _validate_resource(self, args, report_violation) -> None:
         if args.resource_type not in self.resource_types:
             return
-        for message in self.check(args.props, self._config(args)):
+        if getattr(self.check, "wants_type", False):
+            messages = self.check(args.props, self._config(args), args.resource_type)
+        else:
+            messages = self.check(args.props, self._config(args))
+        for message in messages:
             report_violation(message, None)
 
     def _validate_stack(self, args, report_violation) -> None:

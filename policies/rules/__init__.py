@@ -6,9 +6,9 @@ the catalogue all read this list).
 from __future__ import annotations
 
 from ..model import Rule
-from . import platform, rds
+from . import ec2, ecr, eks, elasticache, iam, kms, logs, platform, rds, secrets, sns, vpc
 
-MODULES = [rds, platform]
+MODULES = [vpc, ec2, eks, rds, elasticache, kms, secrets, logs, sns, ecr, iam, platform]
 
 RULES: list[Rule] = [rule for module in MODULES for rule in module.RULES]
 

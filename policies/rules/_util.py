@@ -99,3 +99,59 @@ def is_secret(value: Any) -> bool:
     """A value that reached the policy as a secret (the redaction marker or a
     pulumi_policy ``Secret``)."""
     return value == SECRET_MARKER or type(value).__name__ == "Secret"
+
+
+def safe(props: Any, path: str, default: Any = None) -> Any:
+    """``get`` for stack rules: a value unknown during preview reads as ``default``
+    (a stack rule judges what is known instead of giving up on the whole stack)."""
+    from pulumi_policy.proxy import UnknownValueError
+
+    try:
+        return get(props, path, default)
+    except UnknownValueError:
+        return default
+
+
+def identities(r: Any) -> set[str]:
+    """Strings other resources use to reference ``r``: its id, ARN and name-like outputs
+    (present when the plan records outputs, or after ``pulumi up``)."""
+    out = set()
+    for key in ("id", "arn", "name", "identifier", "replicationGroupId", "keyId"):
+        v = safe(r.props, key)
+        if isinstance(v, str) and v:
+            out.add(v)
+    return out
+
+
+def refs(r: Any, *paths: str) -> set[str]:
+    """The string values (one or a list) at the given input paths of ``r``."""
+    out: set[str] = set()
+    for path in paths:
+        for v in as_list(safe(r.props, path)):
+            if isinstance(v, str) and v:
+                out.add(v)
+    return out
+
+
+def linked(stack: Any, r: Any, wanted: set[str], types: tuple[str, ...]) -> list:
+    """Resources of ``types`` that ``wanted`` references (by id/ARN/name). When no
+    resource of those types can be identified (a plan without outputs), fall back to the
+    ones declared in the same component as ``r``."""
+    candidates = stack.of_type(*types)
+    by_id = [c for c in candidates if identities(c) & wanted] if wanted else []
+    if by_id or any(safe(c.props, "id") for c in candidates):
+        return by_id
+    parent = r.parent.urn if r.parent is not None else r.opts.parent
+    return [c for c in candidates
+            if parent and (c.parent.urn if c.parent is not None else c.opts.parent) == parent]
+
+
+def tags_of(props: Any) -> dict:
+    """The resource's tags (``tags`` input) as a plain dict."""
+    t = get(props, "tags") or {}
+    return {k: t[k] for k in t} if isinstance(t, Mapping) else {}
+
+
+def truthy(value: Any) -> bool:
+    """Launch templates record booleans as strings ("true"); accept both."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 
 from pulumi_policy.proxy import UnknownValueError
 
-from ..model import Rule
-from ._util import is_secret
+from ..model import Param, Rule
+from ._util import get, is_secret
 
 # camelCase input names that hold a credential (manageMasterUserPassword is a boolean
 # and is skipped because only strings are judged).
@@ -69,6 +69,36 @@ def _no_plaintext_secrets(stack, cfg):
                             yield r, f"{field}.{k} of a Kubernetes Secret is plaintext in the program"
 
 
+_PROVIDER_CREDS = ("accessKey", "secretKey", "token", "profile", "sharedCredentialsFiles")
+
+
+def _provider_creds(props, cfg):
+    for key in ("accessKey", "secretKey", "token"):
+        if key in props and props[key]:
+            yield f"the AWS provider is given {key}: use the environment's role (OIDC in CI, SSO locally), not static keys"
+
+
+# Resource types of this platform that take tags (X20).
+TAGGABLE = tuple(f"aws:{t}" for t in (
+    "ec2/vpc:Vpc", "ec2/subnet:Subnet", "ec2/routeTable:RouteTable", "ec2/internetGateway:InternetGateway",
+    "ec2/natGateway:NatGateway", "ec2/eip:Eip", "ec2/securityGroup:SecurityGroup",
+    "ec2/defaultSecurityGroup:DefaultSecurityGroup", "ec2/vpcEndpoint:VpcEndpoint", "ec2/flowLog:FlowLog",
+    "ec2/launchTemplate:LaunchTemplate", "eks/cluster:Cluster", "eks/nodeGroup:NodeGroup", "eks/addon:Addon",
+    "rds/instance:Instance", "rds/subnetGroup:SubnetGroup", "rds/parameterGroup:ParameterGroup",
+    "elasticache/replicationGroup:ReplicationGroup", "elasticache/subnetGroup:SubnetGroup",
+    "secretsmanager/secret:Secret", "kms/key:Key", "cloudwatch/logGroup:LogGroup",
+    "cloudwatch/metricAlarm:MetricAlarm", "sns/topic:Topic", "ecr/repository:Repository", "iam/role:Role",
+    "iam/policy:Policy", "iam/openIdConnectProvider:OpenIdConnectProvider", "lb/loadBalancer:LoadBalancer",
+    "wafv2/webAcl:WebAcl", "acm/certificate:Certificate"))
+
+
+def _required_tags(props, cfg):
+    tags = get(props, "tags") or {}
+    missing = [t for t in cfg["requiredTags"] if not (isinstance(tags, Mapping) and t in tags and tags[t])]
+    if missing:
+        yield f"missing required tags: {', '.join(missing)}"
+
+
 RULES = [
     Rule(
         id="no-plaintext-secrets", name="No plaintext secret in any input",
@@ -78,5 +108,21 @@ RULES = [
         remediation="Use `pulumi config set --secret`, pulumi.Output.secret(...) or pulumi_random.RandomPassword "
                     "(or manage_master_user_password for RDS); never a literal in code or a stack file.",
         check=_no_plaintext_secrets,
+    ),
+    Rule(
+        id="provider-no-static-credentials", name="No static AWS credentials in the provider",
+        description="The AWS provider takes no access key, secret key or session token: credentials come from the environment.",
+        severity="critical", enforcement="mandatory", resource_types=("pulumi:providers:aws",), references=("A105",),
+        remediation="Remove access_key/secret_key/token from aws.Provider; use OIDC (CI) or SSO profiles.",
+        check=_provider_creds,
+    ),
+    Rule(
+        id="required-tags", name="Required tags",
+        description="Every taggable AWS resource carries environment, service, owner, data-classification and pci-scope.",
+        severity="low", enforcement="mandatory", resource_types=TAGGABLE, references=("X20",),
+        params=(Param("requiredTags", "array", ["environment", "service", "owner", "data-classification", "pci-scope"],
+                      "tag keys every taggable resource must carry"),),
+        remediation="Pass required_tags(cfg) (components/tags.py) through the component's Args to tags=.",
+        check=_required_tags,
     ),
 ]

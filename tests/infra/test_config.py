@@ -5,8 +5,11 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.config import LOG_RETENTION_DAYS, NatStrategy, config_reference
+from pydantic import SecretStr
+
+from components.config import LOG_RETENTION_DAYS, NatStrategy, StackConfig, config_reference, load_stack_config
 from tests.infra.conftest import load_config
+from tools.plan import stack_config
 
 
 def test_staging_values():
@@ -122,3 +125,36 @@ def test_project_namespace_key_without_prefix_is_read():
     # `environment: x` in a stack file means `fraudstack:environment`, as with the CLI.
     cfg = load_config("staging", {"owner": "payments-sre"})
     assert cfg.owner == "payments-sre"
+
+
+class _WithSecret(StackConfig):
+    """A later area's config with a secret key."""
+
+    api_token: SecretStr | None = None
+
+
+def _load_with_secret(overrides):
+    flat, secrets = stack_config("staging", overrides)
+    pulumi.runtime.set_all_config(flat, secrets)
+    return load_stack_config(model=_WithSecret)
+
+
+def test_secret_field_accepts_secure_value():
+    cfg = _load_with_secret({"fraudstack:apiToken": {"secure": "AAABAMockCiphertext=="}})
+    assert cfg.api_token.get_secret_value() == "mock-secret-not-a-real-value"
+
+
+def test_secret_field_refuses_plain_text():
+    with pytest.raises(pulumi.RunError) as err:
+        _load_with_secret({"fraudstack:apiToken": "test-key-not-a-secret"})
+    assert str(err.value) == "fraudstack:apiToken: must be set with `pulumi config set --secret`, never in plain text"
+
+
+def test_wrong_value_of_a_secret_key_is_not_echoed():
+    # A key set with --secret but declared as a plain value: the error must not show it.
+    flat, secrets = stack_config("staging", {"fraudstack:owner": {"secure": "AAABAMockCiphertext=="}})
+    flat["fraudstack:owner"] = "x"
+    pulumi.runtime.set_all_config(flat, secrets)
+    with pytest.raises(pulumi.RunError) as err:
+        load_stack_config()
+    assert str(err.value) == "fraudstack:owner: String should have at least 3 characters"

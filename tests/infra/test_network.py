@@ -155,11 +155,20 @@ def test_flow_log_role_is_scoped(plan):
     }]
     policy = json.loads(_one(plan, "network-flow-logs-policy")["inputs"]["policy"])
     group_arn = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/fraudstack-{plan['stack']}/vpc-flow-logs"
-    assert policy["Statement"] == [{
-        "Effect": "Allow",
-        "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-        "Resource": [group_arn, f"{group_arn}:*"],
-    }]
+    assert policy["Statement"] == [
+        {
+            "Sid": "DeliverToTheFlowLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            "Resource": [group_arn, f"{group_arn}:*"],
+        },
+        {
+            "Sid": "FindTheFlowLogGroup",
+            "Effect": "Allow",
+            "Action": "logs:DescribeLogGroups",
+            "Resource": f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:*",
+        },
+    ]
 
 
 def test_s3_gateway_endpoint(plan):

@@ -18,8 +18,12 @@ PY = sys.executable
 @pytest.fixture(scope="module")
 def staging_plan(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("plan") / "staging.json"
-    assert preview.main(["--stack", "staging", "--json", str(out)]) == preview.EXIT_OK
-    return json.loads(out.read_text())
+    code = preview.main(["--stack", "staging", "--json", str(out)])
+    plan = json.loads(out.read_text())
+    mandatory = [v for v in plan["violations"] if v["enforcement"] == "mandatory"]
+    # Whether the program is clean is test_cli_stack_is_clean's business; here, consistency.
+    assert code == (preview.EXIT_VIOLATIONS if mandatory else preview.EXIT_OK)
+    return plan
 
 
 def test_json_shape(staging_plan):
@@ -30,18 +34,28 @@ def test_json_shape(staging_plan):
         assert list(r) == ["type", "name", "parent", "custom", "provider", "inputs", "dependencies"]
         # "" is the default provider; explicit ones (the cluster's Kubernetes provider) are in the plan.
         assert isinstance(r["inputs"], dict) and isinstance(r["custom"], bool) and r["provider"] in providers | {""}
-    # Staging's Single-AZ database is allowed there: advisory only.
-    assert [v for v in staging_plan["violations"] if v["enforcement"] == "mandatory"] == []
-    roots = [r["name"] for r in staging_plan["resources"] if r["parent"] is None]
-    assert {"network", "keys", "secrets", "database", "cache"} <= set(roots)
+    for v in staging_plan["violations"]:
+        assert list(v) == ["policy", "enforcement", "severity", "type", "name", "message"]
+        assert v["enforcement"] in ("mandatory", "advisory")
+    roots = {r["name"]: r["type"] for r in staging_plan["resources"] if r["parent"] is None}
+    assert roots["network"] == "fraudstack:aws:Network"
+    assert all(t.startswith("fraudstack:") for t in roots.values())
 
 
-def test_cli_both_stacks_succeed_and_production_is_ha(tmp_path):
-    out = tmp_path / "production.json"
-    proc = subprocess.run([PY, "-m", "tools.preview", "--stack", "production", "--json", str(out)],
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_cli_stack_is_clean(tmp_path, stack):
+    out = tmp_path / f"{stack}.json"
+    proc = subprocess.run([PY, "-m", "tools.preview", "--stack", stack, "--json", str(out)],
                           cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert "fraudstack / production:" in proc.stdout and "violations: 0 mandatory" in proc.stdout
+    assert f"fraudstack / {stack}:" in proc.stdout
+    assert "violations: 0 mandatory" in proc.stdout, proc.stdout
+    assert proc.returncode == preview.EXIT_OK, proc.stderr
+    assert json.loads(out.read_text())["stack"] == stack
+
+
+def test_production_plan_is_highly_available(tmp_path):
+    out = tmp_path / "production.json"
+    preview.main(["--stack", "production", "--json", str(out), "--quiet"])
     plan = json.loads(out.read_text())
     subnets = [r for r in plan["resources"] if r["type"] == "aws:ec2/subnet:Subnet"]
     tiers = {r["inputs"]["tags"]["tier"] for r in subnets}
@@ -98,10 +112,14 @@ def test_plan_file_edited_by_hand_fails_on_mandatory_violation(staging_plan, tmp
     assert "[mandatory/critical] rds-storage-encrypted: aws:rds/instance:Instance audit-db:" in text
 
 
-def test_plan_file_unchanged_passes(staging_plan, tmp_path):
-    path = tmp_path / "plan.json"
+def test_plan_file_unchanged_gives_the_same_verdict(staging_plan, tmp_path):
+    path, out = tmp_path / "plan.json", tmp_path / "again.json"
     path.write_text(json.dumps(staging_plan))
-    assert preview.main(["--plan", str(path)]) == preview.EXIT_OK
+    code = preview.main(["--plan", str(path), "--json", str(out)])
+    again = json.loads(out.read_text())
+    assert again == staging_plan
+    mandatory = any(v["enforcement"] == "mandatory" for v in again["violations"])
+    assert code == (preview.EXIT_VIOLATIONS if mandatory else preview.EXIT_OK)
 
 
 @pytest.mark.parametrize("content,message", [
@@ -163,3 +181,24 @@ def test_manifests_one_file_per_object(tmp_path):
     import yaml
 
     assert yaml.safe_load((tmp_path / "deployment-scoring-scoring-api.yaml").read_text()) == resources[1]["inputs"]
+
+
+@pytest.mark.parametrize("edit,policy,names", [
+    ("flow-log-reject", "vpc-flow-log-all-traffic", {"network-flow-log"}),
+    ("default-sg-rule", "vpc-default-sg-no-rules", {"network-default-sg"}),
+    ("private-public-ip", "subnet-no-public-ip", {"network-private-euw1-az1"}),
+])
+def test_plan_with_network_edited_by_hand_fails(staging_plan, tmp_path, edit, policy, names):
+    edited = json.loads(json.dumps(staging_plan))
+    for r in edited["resources"]:
+        if edit == "flow-log-reject" and r["type"] == "aws:ec2/flowLog:FlowLog":
+            r["inputs"]["trafficType"] = "REJECT"
+        if edit == "default-sg-rule" and r["type"] == "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup":
+            r["inputs"]["ingress"] = [{"protocol": "-1", "fromPort": 0, "toPort": 0, "self": True}]
+        if edit == "private-public-ip" and r["name"] == "network-private-euw1-az1":
+            r["inputs"]["mapPublicIpOnLaunch"] = True
+    path, out = tmp_path / "edited.json", tmp_path / "checked.json"
+    path.write_text(json.dumps(edited))
+    assert preview.main(["--plan", str(path), "--json", str(out), "--quiet"]) == preview.EXIT_VIOLATIONS
+    violations = json.loads(out.read_text())["violations"]
+    assert {v["name"] for v in violations if v["policy"] == policy and v["enforcement"] == "mandatory"} == names

@@ -18,9 +18,9 @@ SECRET = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"
           "value": "test-key-not-a-secret"}
 
 
-def res(rtype: str, name: str = "r", parent: str | None = "component", **inputs: Any) -> dict:
+def res(rtype: str, rname: str = "r", parent: str | None = "component", **inputs: Any) -> dict:
     """One plan resource (as ``tools.preview --json`` writes it)."""
-    return {"type": rtype, "name": name, "parent": parent, "custom": True, "provider": "", "inputs": inputs}
+    return {"type": rtype, "name": rname, "parent": parent, "custom": True, "provider": "", "inputs": inputs}
 
 
 def run_rule(rule_id: str, resources: list[dict] | dict, config: dict | str | None = None) -> list[dict]:
@@ -56,7 +56,7 @@ def check_case(case: Case) -> None:
     found = run_rule(case.rule, case.resources, case.config)
     assert all(v["policy"] == case.rule for v in found)
     assert not [v for v in found if v["message"].startswith("can't run policy")], found
-    assert sorted(v["name"] for v in found) == sorted(case.violating), found
+    assert sorted({v["name"] for v in found}) == sorted(case.violating), found
     for v in found:
         assert v["severity"] == RULES_BY_ID[case.rule].severity
         assert v["message"]

@@ -7,6 +7,8 @@ from tests.policies.helpers import SECRET, Case, check_case, res
 RDS = "aws:rds/instance:Instance"
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 DEPLOY = "kubernetes:apps/v1:Deployment"
+TAGS = {"environment": "production", "service": "fraudstack", "owner": "payments-platform",
+        "data-classification": "confidential", "pci-scope": "in-scope", "Name": "fraudstack-production-audit"}
 
 
 def _deploy(env):
@@ -24,6 +26,11 @@ CASES = [
                                   _deploy([{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
                                            {"name": "LOG_LEVEL", "value": "info"}]),
                                   res("aws:secretsmanager/secret:Secret", "sec", kmsKeyId="k", secretId="x")]),
+    Case("provider-no-static-credentials", res("pulumi:providers:aws", "prov", region="eu-west-1", accessKey=SECRET, secretKey=SECRET), ["prov"]),
+    Case("provider-no-static-credentials", res("pulumi:providers:aws", "prov", region="eu-west-1")),
+    Case("required-tags", res(RDS, "db", tags={"environment": "production", "service": "fraudstack", "owner": "payments-platform"}), ["db"]),
+    Case("required-tags", res("aws:ec2/vpc:Vpc", "vpc", cidrBlock="10.0.0.0/16"), ["vpc"], id="untagged"),
+    Case("required-tags", [res(RDS, "db", tags=TAGS), res("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "rule", ipProtocol="tcp")]),
 ]
 
 
