@@ -62,6 +62,8 @@ class Cache(pulumi.ComponentResource):
     reader_endpoint: pulumi.Output[str]
     port: pulumi.Output[int]
     security_group_id: pulumi.Output[str]
+    #: Member cluster ids (``<group>-001``, ...): ElastiCache publishes Redis metrics per node.
+    member_cluster_ids: pulumi.Output[list[str]]
     replication_group_id: str
 
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None):
@@ -83,9 +85,11 @@ class Cache(pulumi.ComponentResource):
             tags=tags(""),
             opts=child,
         )
+        # Auto-named (the Name tag carries the readable name) so a replacement can be
+        # created before the old group is deleted. Rules are separate resources below and
+        # never inline, so the two kinds never fight over the group.
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=f"{self.replication_group_id}-cache",
             description=f"Redis {self.replication_group_id}: {PORT} from the listed security groups only",
             vpc_id=args.vpc_id,
             tags=tags("-cache"),
@@ -160,8 +164,10 @@ class Cache(pulumi.ComponentResource):
         self.reader_endpoint = group.reader_endpoint_address
         self.port = group.port
         self.security_group_id = sg.id
+        self.member_cluster_ids = group.member_clusters.apply(lambda ids: sorted(ids or []))
         self.register_outputs(
             {
+                "member_cluster_ids": self.member_cluster_ids,
                 "primary_endpoint": self.primary_endpoint,
                 "reader_endpoint": self.reader_endpoint,
                 "port": self.port,

@@ -182,7 +182,7 @@ class KeysConfig(ConfigModel):
 
     deletion_window_days: int = Field(30, ge=7, le=30, description="Days a scheduled key deletion waits, 7-30 (production: 30).")
     rotation_period_days: int = Field(365, ge=90, le=2560, description="Days between automatic rotations of the key material, 90-2560.")
-    admin_role_arns: tuple[str, ...] = Field((), description="IAM roles allowed to administer (never use) the keys, besides IAM through the account root.")
+    admin_role_arns: tuple[str, ...] = Field(default_factory=tuple, description="IAM roles allowed to administer (never use) the keys, besides IAM through the account root.")
 
     @field_validator("admin_role_arns")
     @classmethod
@@ -323,7 +323,7 @@ class SecretsConfig(ConfigModel):
     """``fraudstack:secrets``: the service's generated secrets."""
 
     recovery_window_days: int = Field(30, ge=7, le=30, description="Days a deleted secret can be restored, 7-30 (production: 30).")
-    api_key_clients: tuple[str, ...] = Field(("payment-gateway",), min_length=1, description="Clients of /score that each get a generated API key.")
+    api_key_clients: tuple[str, ...] = Field(default_factory=lambda: ("payment-gateway",), min_length=1, description="Clients of /score that each get a generated API key.")
     api_key_length: int = Field(48, ge=32, le=128, description="Length of each generated API key.")
     hmac_key_length: int = Field(64, ge=32, le=128, description="Length of the generated HMAC signing key.")
 

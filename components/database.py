@@ -126,12 +126,13 @@ class Database(pulumi.ComponentResource):
             tags=tags(""),
             opts=child,
         )
+        # Auto-named (the Name tag carries the readable name) so a replacement can be
+        # created before the old group is deleted. Rules are separate resources below and
+        # never inline, so the two kinds never fight over the group.
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=f"{self.identifier}-db",
             description=f"PostgreSQL {self.identifier}: {PORT} from the listed security groups only",
             vpc_id=args.vpc_id,
-            # Rules are separate resources below; no inline rules, so the two never fight.
             tags=tags("-db"),
             opts=child,
         )

@@ -59,7 +59,7 @@ def test_database_admits_5432_only_from_each_listed_security_group():
     rules = _by_type(res, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     sg = _one(res, "aws:ec2/securityGroup:SecurityGroup")
     assert sg["inputs"] == {
-        "name": "fraudstack-test-audit-db", "vpcId": "vpc-1",
+        "vpcId": "vpc-1",
         "description": "PostgreSQL fraudstack-test-audit: 5432 from the listed security groups only",
         "tags": {**TAGS, "Name": "fraudstack-test-audit-db"},
     }
