@@ -82,6 +82,7 @@ cluster = Cluster(
             cloudwatch_observability=cfg.cluster.addons.cloudwatch_observability,
         ),
         nvidia_device_plugin_version=cfg.cluster.nvidia_device_plugin_version,
+        cluster_autoscaler_version=cfg.cluster.cluster_autoscaler_version,
         public_access_cidrs=cfg.cluster.public_access_cidrs,
         private_access_cidrs=cfg.cluster.private_access_cidrs,
         log_retention_days=cfg.cluster.log_retention_days,

@@ -23,6 +23,7 @@ GPU_LABELS = {"fraudstack.io/node-pool": "gpu", "nvidia.com/gpu.present": "true"
 CPU_AMI_TYPE = "AL2023_x86_64_STANDARD"
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
 NVIDIA_CHART_REPO = "https://nvidia.github.io/k8s-device-plugin"
+AUTOSCALER_CHART_REPO = "https://kubernetes.github.io/autoscaler"
 # Container Insights writes to these; we create them first so they are encrypted and expire.
 CONTAINER_INSIGHTS_LOG_GROUPS = ("application", "dataplane", "host", "performance")
 ADMIN_ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -76,6 +77,8 @@ class ClusterArgs:
     gpu_nodes: NodeGroupSpec
     addon_versions: AddonVersionsSpec
     nvidia_device_plugin_version: str
+    cluster_autoscaler_version: str | None = None
+    """cluster-autoscaler chart version; None leaves the groups at their configured sizes."""
     public_access_cidrs: Sequence[str] = ()
     """Networks allowed to the public API endpoint; empty turns the public endpoint off."""
     private_access_cidrs: Sequence[str] = ()
@@ -154,12 +157,56 @@ def service_account_role(
         opts=opts,
     )
     if policy_json is not None:
-        aws.iam.RolePolicy(name, role=role.name, policy=policy_json, opts=opts)
+        aws.iam.RolePolicy(f"{name}-policy", role=role.name, policy=policy_json, opts=opts)
     for arn in managed_policy_arns:
         aws.iam.RolePolicyAttachment(
             f"{name}-{arn.rsplit('/', 1)[-1].lower()}", role=role.name, policy_arn=arn, opts=opts
         )
     return role
+
+
+def cluster_autoscaler_policy(cluster_name: str, cluster_arn: str) -> str:
+    """What cluster-autoscaler needs: resize only this cluster's groups, describe the rest."""
+    nodegroups = cluster_arn.replace(":cluster/", ":nodegroup/", 1) + "/*/*"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ResizeOwnGroupsOnly",
+                    "Effect": "Allow",
+                    "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}
+                    },
+                },
+                {
+                    # Describe calls cannot be scoped to a resource.
+                    "Sid": "Describe",
+                    "Effect": "Allow",
+                    "Action": [
+                        "autoscaling:DescribeAutoScalingGroups",
+                        "autoscaling:DescribeAutoScalingInstances",
+                        "autoscaling:DescribeLaunchConfigurations",
+                        "autoscaling:DescribeScalingActivities",
+                        "autoscaling:DescribeTags",
+                        "ec2:DescribeImages",
+                        "ec2:DescribeInstanceTypes",
+                        "ec2:DescribeLaunchTemplateVersions",
+                        "ec2:GetInstanceTypesFromInstanceRequirements",
+                    ],
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "ReadOwnNodeGroups",
+                    "Effect": "Allow",
+                    "Action": "eks:DescribeNodegroup",
+                    "Resource": nodegroups,
+                },
+            ],
+        }
+    )
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -510,6 +557,43 @@ class Cluster(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, provider=self.k8s_provider, depends_on=[self.gpu_nodes]),
         )
+
+        # --- cluster-autoscaler: without it min/max sizes are only bounds, and a group
+        # at zero (the staging GPU group) never grows. It reads the group's labels and
+        # taints from the EKS API (DescribeNodegroup) to scale up from zero.
+        self.cluster_autoscaler = None
+        if args.cluster_autoscaler_version:
+            autoscaler_role = self.service_account_role(
+                f"{name}-autoscaler",
+                "kube-system",
+                "cluster-autoscaler",
+                pulumi.Output.all(self.cluster.name, self.cluster.arn).apply(
+                    lambda v: cluster_autoscaler_policy(v[0], v[1])
+                ),
+            )
+            self.cluster_autoscaler = k8s.helm.v3.Release(
+                f"{name}-cluster-autoscaler",
+                name="cluster-autoscaler",
+                chart="cluster-autoscaler",
+                version=args.cluster_autoscaler_version,
+                namespace="kube-system",
+                repository_opts={"repo": AUTOSCALER_CHART_REPO},
+                values={
+                    "autoDiscovery": {"clusterName": self.cluster.name},
+                    "awsRegion": args.region,
+                    "rbac": {
+                        "serviceAccount": {
+                            "name": "cluster-autoscaler",
+                            "annotations": {"eks.amazonaws.com/role-arn": autoscaler_role.arn},
+                        }
+                    },
+                    "nodeSelector": CPU_LABELS,
+                    "extraArgs": {"expander": "least-waste", "balance-similar-node-groups": "true"},
+                },
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=self.k8s_provider, depends_on=[self.cpu_nodes, self.gpu_nodes]
+                ),
+            )
 
         self.register_outputs(
             {

@@ -142,6 +142,11 @@ class ClusterConfig(_Section):
     nvidia_device_plugin_version: str = Field(
         "0.17.4", pattern=r"^\d+\.\d+\.\d+$", description="NVIDIA device plugin Helm chart version."
     )
+    cluster_autoscaler_version: str = Field(
+        "9.46.6",
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="cluster-autoscaler Helm chart version (scales the node groups, the GPU group from zero).",
+    )
 
     @field_validator("log_retention_days")
     @classmethod

@@ -32,6 +32,7 @@ def cluster_args(**changes: Any) -> ClusterArgs:
         gpu_nodes=NodeGroupSpec(["g6.xlarge"], 0, 0, 2, 100),
         addon_versions=AddonVersionsSpec("v1.20.4-eksbuild.1", "v1.12.3-eksbuild.1", "v1.34.1-eksbuild.2", "v4.5.0-eksbuild.1"),
         nvidia_device_plugin_version="0.17.4",
+        cluster_autoscaler_version="9.46.6",
         tags=TAGS,
     )
     values.update(changes)

@@ -133,7 +133,7 @@ def test_oidc_provider_and_irsa_trust(private):
         ], role
     # The helper's role is a child of the cluster and carries the given inline policy.
     assert one(private, ROLE, "scoring-sa")["parent"] == "eks"
-    assert policy(one(private, "aws:iam/rolePolicy:RolePolicy", "scoring-sa")) == {"Version": "2012-10-17", "Statement": []}
+    assert policy(one(private, "aws:iam/rolePolicy:RolePolicy", "scoring-sa-policy")) == {"Version": "2012-10-17", "Statement": []}
 
 
 def test_launch_templates_are_hardened(private):
@@ -284,3 +284,30 @@ def test_service_account_role_standalone():
     }
     assert of_type(records, "aws:iam/rolePolicy:RolePolicy") == []
     assert [r["inputs"]["policyArn"] for r in of_type(records, ATTACH)] == ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"]
+
+
+def test_cluster_autoscaler_release_and_scoped_role(private):
+    release = one(private, "kubernetes:helm.sh/v3:Release", "eks-cluster-autoscaler")
+    inputs = release["inputs"]
+    assert release["provider"] == "eks-k8s"
+    assert (inputs["chart"], inputs["version"], inputs["namespace"]) == ("cluster-autoscaler", "9.46.6", "kube-system")
+    assert inputs["repositoryOpts"] == {"repo": "https://kubernetes.github.io/autoscaler"}
+    assert inputs["values"]["autoDiscovery"] == {"clusterName": "fraudstack-test"}
+    sa = inputs["values"]["rbac"]["serviceAccount"]
+    assert sa["name"] == "cluster-autoscaler"
+    assert sa["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::123456789012:role/eks-autoscaler")
+    trust = policy(one(private, ROLE, "eks-autoscaler"), "assumeRolePolicy")
+    assert list(trust["Statement"][0]["Condition"]["StringEquals"].values()) == [
+        "system:serviceaccount:kube-system:cluster-autoscaler", "sts.amazonaws.com"
+    ]
+    statements = {s["Sid"]: s for s in policy(one(private, "aws:iam/rolePolicy:RolePolicy", "eks-autoscaler-policy"))["Statement"]}
+    assert statements["ResizeOwnGroupsOnly"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/fraudstack-test": "owned"}
+    }
+    assert statements["ReadOwnNodeGroups"]["Resource"] == "arn:aws:eks:eu-west-1:123456789012:nodegroup/fraudstack-test/*/*"
+    assert all(not a.endswith("*") for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+
+
+def test_no_autoscaler_when_not_configured():
+    records = run_component(lambda: Cluster("eks", cluster_args(cluster_autoscaler_version=None)))
+    assert [r["name"] for r in of_type(records, "kubernetes:helm.sh/v3:Release")] == ["eks-nvidia-device-plugin"]
