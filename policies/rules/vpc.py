@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..model import Param, Rule
-from ._util import as_list, get, is_world, parse_json, refs, safe, statements, tags_of
+from ._util import as_list, get, is_world, linked, parse_json, refs, safe, statements, tags_of
 
 VPC = "aws:ec2/vpc:Vpc"
 DEFAULT_VPC = "aws:ec2/defaultVpc:DefaultVpc"
@@ -44,6 +44,10 @@ def _flow_logs(stack, cfg):
     for fl in logs:
         covered |= refs(fl, "vpcId")
     for vpc in vpcs:
+        if stack.has_dependencies:
+            if not linked(stack, vpc, set(), (FLOW_LOG,)):
+                yield vpc, "no aws.ec2.FlowLog records this VPC's traffic"
+            continue
         ids = {safe(vpc.props, "id"), safe(vpc.props, "arn")} - {None}
         if ids and ids & covered:
             continue
@@ -127,6 +131,10 @@ def _eip_attached(stack, cfg):
     free = []
     for e in eips:
         if safe(e.props, "instance") or safe(e.props, "networkInterface"):
+            continue
+        if stack.has_dependencies:
+            if not linked(stack, e, set(), (NAT,)):
+                yield e, "the Elastic IP is not attached to a NAT gateway, instance or interface (billed, unused)"
             continue
         ids = {safe(e.props, "id"), safe(e.props, "allocationId")} - {None}
         if ids and ids & used:
