@@ -31,9 +31,13 @@ def test_key_policy_has_no_wildcard_principal_and_no_unconditioned_use(purpose):
         assert "*" not in _principals(st), st["Sid"]
         data_plane = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:Encrypt*", "kms:Decrypt*"}
         if data_plane & set(st["Action"]) and st["Principal"] == {"AWS": ROOT}:
-            # The account may use the key only through the purpose's service.
+            # The account may use the key only through the purpose's service, except the
+            # EKS key, which the cluster role calls directly (delegated to IAM policies).
             assert st["Condition"]["StringEquals"]["kms:CallerAccount"] == ACCOUNT
-            assert "kms:ViaService" in st["Condition"]["StringEquals"]
+            if st["Sid"] == "UseThroughIamPolicies":
+                assert purpose == "eks"
+            else:
+                assert "kms:ViaService" in st["Condition"]["StringEquals"]
 
 
 @pytest.mark.parametrize(
@@ -87,6 +91,16 @@ def test_ebs_key_admits_the_autoscaling_service_linked_role():
     assert "AutoScalingServiceLinkedRoleUse" not in {s["Sid"] for s in _policy("database")["Statement"]}
     assert {s["Sid"] for s in _policy("database")["Statement"]} == {
         "AccountAdministrationViaIam", "UseThroughService", "GrantsForAwsResources"
+    }
+
+
+def test_only_the_eks_key_is_usable_outside_its_service():
+    direct = {p for p in PURPOSE_SERVICES if "UseThroughIamPolicies" in {s["Sid"] for s in _policy(p)["Statement"]}}
+    assert direct == {"eks"}
+    st = {s["Sid"]: s for s in _policy("eks")["Statement"]}["UseThroughIamPolicies"]
+    assert st == {
+        "Sid": "UseThroughIamPolicies", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": list(USE_ACTIONS),
+        "Resource": "*", "Condition": {"StringEquals": {"kms:CallerAccount": ACCOUNT}},
     }
 
 
