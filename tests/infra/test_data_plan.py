@@ -311,3 +311,14 @@ def test_data_tier_passes_the_policy_pack(plan):
         "production": rotation,
     }[plan["stack"]]
     assert sorted((v["policy"], v["enforcement"], v["name"]) for v in violations) == sorted(expected)
+
+
+def test_reader_roles_from_config_may_read_the_secrets():
+    reader = "arn:aws:iam::123456789012:role/break-glass"
+    plan = run_program("staging", {"fraudstack:secrets": {"readerRoleArns": [reader]}})
+    policies = _of(plan, "aws:secretsmanager/secretPolicy:SecretPolicy", "secrets")
+    assert len(policies) == 3
+    for p in policies:
+        deny, allow = json.loads(p["inputs"]["policy"])["Statement"]
+        assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [reader]}}
+        assert allow["Principal"] == {"AWS": [reader]}

@@ -6,7 +6,7 @@ import pytest
 
 from components.database import db_parameters, parameter_family
 from components.keys import ADMIN_ACTIONS, PURPOSE_SERVICES, USE_ACTIONS, key_policy
-from components.secrets import secret_policy
+from components.secrets import api_keys_document, secret_policy
 
 ACCOUNT, REGION, PARTITION = "123456789012", "eu-west-1", "aws"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
@@ -156,3 +156,11 @@ def test_db_parameters_force_tls_and_log_slow_statements_but_not_data():
         "log_lock_waits": "1",
     }
     assert parameter_family("17.6") == "postgres17"
+
+
+def test_api_keys_document_is_what_the_service_reads():
+    doc = api_keys_document({"globex": "test-key-b-not-a-secret", "acme": "test-key-a-not-a-secret"})
+    assert doc == (
+        '{"api_keys": ["test-key-a-not-a-secret", "test-key-b-not-a-secret"], '
+        '"clients": {"acme": "test-key-a-not-a-secret", "globex": "test-key-b-not-a-secret"}}'
+    )
