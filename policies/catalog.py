@@ -90,6 +90,26 @@ Both evaluate `policies.engine.evaluate(resources, config)`, which builds the sa
 reads a value unknown at preview time is reported as an advisory "can't run policy" diagnostic, as under
 `pulumi preview`. The exit code is non-zero when any mandatory rule is violated.
 
+### Speed
+
+Measured on this project's CI-class machine (2-core AMD EPYC VM, shared; load average about 7 during the run),
+with the plans of the integrated program (staging 156 resources, production 177) and the whole pack
+(AWS and Kubernetes rules):
+
+```bash
+python -m tools.preview --stack staging --json out/staging.json
+python -m tools.preview --stack production --json out/production.json
+python -m policies.bench out/staging.json out/production.json --repeat 7
+```
+
+| plan | resources | best | median |
+| --- | --- | --- | --- |
+| staging | 156 | 55 ms | 57 ms |
+| production | 177 | 70 ms | 74 ms |
+
+A synthetic plan of 300 resources violating many rules at once (4,200 violations) takes 0.3-0.45 s
+(`tests/policies/test_catalog.py::test_a_few_hundred_resources_evaluate_well_under_a_second` keeps it under 1 s).
+
 ### Secrets
 
 Offline, rules never see a secret value: the engine replaces Pulumi secrets by the plan's `"[secret]"` marker

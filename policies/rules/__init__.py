@@ -15,6 +15,7 @@ from . import (
     kms,
     kubernetes,
     kubernetes_ingress,
+    kubernetes_rbac,
     kubernetes_stack,
     logs,
     platform,
@@ -25,7 +26,7 @@ from . import (
 )
 
 MODULES = [vpc, ec2, eks, rds, elasticache, kms, secrets, logs, sns, ecr, iam, platform,
-           kubernetes, kubernetes_ingress, kubernetes_stack]
+           kubernetes, kubernetes_ingress, kubernetes_rbac, kubernetes_stack]
 
 RULES: list[Rule] = [rule for module in MODULES for rule in module.RULES]
 

@@ -40,6 +40,10 @@ PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
+ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+CLUSTER_ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
 IAM_ROLE = "aws:iam/role:Role"
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 
@@ -61,10 +65,10 @@ REPLICATED_TYPES: tuple[str, ...] = (DEPLOYMENT, STATEFULSET)
 #: Namespaced objects of the kinds this project declares.
 NAMESPACED_TYPES: tuple[str, ...] = (
     *POD_TYPES, SERVICE, SERVICE_ACCOUNT, CONFIG_MAP, RESOURCE_QUOTA, LIMIT_RANGE, HPA, HPA_V1,
-    PDB, NETWORK_POLICY, INGRESS, "kubernetes:core/v1:Secret",
+    PDB, NETWORK_POLICY, INGRESS, "kubernetes:core/v1:Secret", ROLE, ROLE_BINDING,
 )
 #: Every Kubernetes object kind whose labels rules look at.
-OBJECT_TYPES: tuple[str, ...] = (*NAMESPACED_TYPES, NAMESPACE)
+OBJECT_TYPES: tuple[str, ...] = (*NAMESPACED_TYPES, NAMESPACE, CLUSTER_ROLE, CLUSTER_ROLE_BINDING)
 
 
 class _Unknown:
@@ -196,8 +200,8 @@ class Container:
     @property
     def label(self) -> str:
         """How messages name the container."""
-        prefix = "" if self.kind == "containers" else f"{self.kind[:-1]} "
-        return f"{prefix}container {self.name!r}"
+        what = {"initContainers": "init container", "ephemeralContainers": "ephemeral container"}
+        return f"{what.get(self.kind, 'container')} {self.name!r}"
 
     def get(self, *path: str | int, default: Any = None) -> Any:
         """:func:`get` inside the container."""

@@ -5,7 +5,7 @@ Pod-level rules read every workload kind through the one extractor
 ephemeral containers too, as the Pod Security Standards do. Messages name the
 container. Rules that need another object (a PDB, an HPA, a Service's pods) live in
 :mod:`policies.rules.kubernetes_stack`; the ALB Ingress annotations in
-:mod:`policies.rules.kubernetes_ingress`.
+:mod:`policies.rules.kubernetes_ingress`; RBAC in :mod:`policies.rules.kubernetes_rbac`.
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def _non_root(t: PodTemplate, cfg) -> Iterator[str]:
 
 
 def _ids(t: PodTemplate, cfg) -> Iterator[str]:
-    minimum = cfg.get("min_id", 10000)
+    minimum = cfg["minimumId"]
     for c in containers(t.spec):
         for key, what in (("runAsUser", "UID"), ("runAsGroup", "GID")):
             value = number(effective(t.spec, c, key))
@@ -258,11 +258,17 @@ def _security_context_set(t: PodTemplate, cfg) -> Iterator[str]:
 # --------------------------------------------------------------------------- K22-K25
 @with_type
 def _token_automount(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
+    # Controllers that talk to the API server (the load balancer controller) need the token.
+    api_clients = set(cfg["apiClients"])
     if resource_type == SERVICE_ACCOUNT:
+        if peek(props, "metadata", "name") in api_clients:
+            return
         if get(props, "automountServiceAccountToken") is not False:
             yield "ServiceAccount does not set automountServiceAccountToken: false"
         return
     t = pod_template(resource_type, props)
+    if t is not None and get(t.spec, "serviceAccountName") in api_clients:
+        return
     if t is not None and get(t.spec, "automountServiceAccountToken") is not False:
         yield ("pod spec does not set automountServiceAccountToken: false (IRSA still works: the EKS "
                "webhook projects its own web-identity token)")
@@ -291,7 +297,7 @@ _SENSITIVE_NAME = re.compile(
 _SENSITIVE_VALUE = [
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
-    (re.compile(r"://[^/\s:@]+:[^/\s@]+@"), "a URL with an embedded password"),
+    (re.compile(r"://[^/\s:@]*:[^/\s@]+@"), "a URL with an embedded password"),
 ]
 
 
@@ -383,27 +389,28 @@ _ECR = re.compile(r"^\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?
 
 
 def _trusted_registry(t: PodTemplate, cfg) -> Iterator[str]:
-    extra = [str(p) for p in cfg.get("allowed_registries", [])]
+    extra = [str(p) for p in cfg["allowedRegistries"]]
     for c, image in _images(t):
         if _ECR.match(image) or any(image.startswith(p.rstrip("/") + "/") for p in extra):
             continue
         yield f"{c.label} image {image!r} is not from a private ECR registry or an allowed one"
 
 
-_RISKY_TOOLS = re.compile(r"(^|/)(tiller|kubernetes-dashboard|dashboard|git-sync)(:|@|$)")
+#: Tiller, the Kubernetes dashboard (kubernetes-dashboard chart, kubernetesui/dashboard image) and git-sync.
+_RISKY_TOOLS = re.compile(r"((^|/)(tiller|kubernetes-dashboard|git-sync)|(^|/)kubernetesui/dashboard)$")
 
 
 @with_type
 def _risky_tools(props: Mapping[str, Any], cfg, resource_type: str) -> Iterator[str]:
     if resource_type == HELM_RELEASE:
         chart = str(get(props, "chart") or "")
-        if _RISKY_TOOLS.search(chart.rsplit("/", 1)[-1] + ":"):
+        if _RISKY_TOOLS.search(chart):
             yield f"Helm release installs {chart!r} (Tiller, the dashboard and git-sync are not allowed)"
         return
     t = pod_template(resource_type, props)
     for c, image in _images(t) if t else ():
         name, _, _ = split_image(image)
-        if _RISKY_TOOLS.search(name.rsplit("/", 1)[-1]):
+        if _RISKY_TOOLS.search(name):
             yield f"{c.label} runs {image!r} (Tiller, the dashboard and git-sync are not allowed)"
 
 
@@ -450,7 +457,7 @@ def _not_default_ns(props: Mapping[str, Any], cfg) -> Iterator[str]:
 def _not_kube_system(props: Mapping[str, Any], cfg) -> Iterator[str]:
     if namespace_of(props) == "kube-system":
         name = peek(props, "metadata", "name")
-        if name not in cfg.get("allowed_names", []):
+        if name not in cfg["allowedNames"]:
             yield f"object {name or '(auto-named)'!r} is in kube-system (reserved for cluster components)"
 
 
@@ -668,7 +675,7 @@ def _port_spec(p: Any) -> str:
 
 
 def _egress_allowlist(props: Mapping[str, Any], cfg) -> Iterator[str]:
-    allowed = {str(a).upper() for a in cfg.get("allowed_egress", [])}
+    allowed = {str(a).upper() for a in cfg["allowedEgress"]}
     dns = {a for a in allowed if a.startswith("53/")}
     for i, rule in enumerate(as_list(get(props, "spec", "egress"))):
         ports = as_list(get(rule, "ports"))
@@ -709,11 +716,11 @@ RULES: list[Rule] = [
               "Every container runs with runAsNonRoot: true, so the kubelet refuses a root user.",
               "Set securityContext.runAsNonRoot: true on the pod (or every container).", _pod_rule(_non_root)),
     _k8s_rule("k8s-high-uid-gid", "High, non-root UID and GID", ("K4", "K5", "K6"), "medium",
-              "Every container runs with runAsUser and runAsGroup >= min_id (10000): never root, and "
+              "Every container runs with runAsUser and runAsGroup >= minimumId (10000): never root, and "
               "above the host's users; fsGroup and supplementalGroups never name the root group.",
               "Set runAsUser/runAsGroup (e.g. 10001) and fsGroup (e.g. 10001) in the pod securityContext.",
               _pod_rule(_ids),
-              params=(Param("min_id", "integer", 10000, "lowest UID/GID a container may run as", minimum=1),)),
+              params=(Param("minimumId", "integer", 10000, "lowest UID/GID a container may run as", minimum=1),)),
     _k8s_rule("k8s-read-only-root-filesystem", "Read-only root filesystem", ("K7",), "medium",
               "Every container has a read-only root filesystem, so a compromise cannot alter binaries.",
               "Set securityContext.readOnlyRootFilesystem: true and mount an emptyDir at /tmp.",
@@ -763,9 +770,12 @@ RULES: list[Rule] = [
               _pod_rule(_security_context_set)),
     _k8s_rule("k8s-no-service-account-token-automount", "No automounted API token", ("K22",), "medium",
               "Pods and ServiceAccounts set automountServiceAccountToken: false: the scoring service "
-              "never calls the Kubernetes API (IRSA's web-identity token is projected separately).",
+              "never calls the Kubernetes API (IRSA's web-identity token is projected separately); only "
+              "the controllers listed in apiClients keep the token.",
               "Set automountServiceAccountToken: false on the pod spec and the ServiceAccount.",
-              _token_automount, types=(*POD_TYPES, SERVICE_ACCOUNT)),
+              _token_automount, types=(*POD_TYPES, SERVICE_ACCOUNT),
+              params=(Param("apiClients", "array", ["aws-load-balancer-controller"],
+                            "ServiceAccounts of controllers that call the Kubernetes API (token allowed)"),)),
     _k8s_rule("k8s-dedicated-service-account", "Dedicated service account", ("K23",), "medium",
               "Pods run as a dedicated ServiceAccount, never the namespace's default one.",
               "Create a ServiceAccount for the workload and set serviceAccountName.",
@@ -809,10 +819,10 @@ RULES: list[Rule] = [
               "and a cached image cannot be reused by another tenant's pod.",
               "Set imagePullPolicy: Always.", _pod_rule(_pull_policy)),
     _k8s_rule("k8s-trusted-registry", "Trusted registry only", ("K35",), "high",
-              "Every image comes from a private ECR registry (or a registry listed in allowed_registries).",
+              "Every image comes from a private ECR registry (or a registry listed in allowedRegistries).",
               "Push the image to the stack's ECR repository and reference it there.",
               _pod_rule(_trusted_registry),
-              params=(Param("allowed_registries", "array", [], "extra registry prefixes allowed besides ECR"),)),
+              params=(Param("allowedRegistries", "array", [], "extra registry prefixes allowed besides ECR"),)),
     _k8s_rule("k8s-liveness-probe", "Liveness probe", ("K36",), "medium",
               "Every long-running container has a liveness probe.",
               "Add a livenessProbe on the service's liveness route.", _pod_rule(_probe_check(
@@ -829,9 +839,9 @@ RULES: list[Rule] = [
               "Every namespaced object names its namespace, and it is not 'default'.",
               "Set metadata.namespace to the application's namespace.", _not_default_ns, types=NAMESPACED_TYPES),
     _k8s_rule("k8s-not-kube-system", "Not kube-system", ("K40",), "high",
-              "Application objects stay out of kube-system (cluster components only, listed in allowed_names).",
+              "Application objects stay out of kube-system (cluster components only, listed in allowedNames).",
               "Move the object to the application's namespace.", _not_kube_system, types=NAMESPACED_TYPES,
-              params=(Param("allowed_names", "array", ["aws-load-balancer-controller"],
+              params=(Param("allowedNames", "array", ["aws-load-balancer-controller"],
                             "object names allowed in kube-system (cluster add-ons)"),)),
     _k8s_rule("k8s-rolling-update", "Rolling update strategy", ("K45",), "medium",
               "Deployments and StatefulSets update by rolling update, never by recreating every pod.",
@@ -901,6 +911,6 @@ RULES: list[Rule] = [
               "every non-DNS rule to named destinations (never 0.0.0.0/0).",
               "List explicit ports and destination peers (the VPC CIDR or endpoint subnets) in each egress rule.",
               _egress_allowlist, types=(NETWORK_POLICY,),
-              params=(Param("allowed_egress", "array", ["53/UDP", "53/TCP", "443/TCP", "5432/TCP", "6379/TCP"],
+              params=(Param("allowedEgress", "array", ["53/UDP", "53/TCP", "443/TCP", "5432/TCP", "6379/TCP"],
                             "port/protocol pairs egress may allow"),)),
 ]

@@ -152,6 +152,15 @@ def _waf(a, cfg) -> Iterator[str]:
         yield f"internet-facing ALB has no {PREFIX}wafv2-acl-arn (a WAFv2 web ACL must screen public traffic)"
 
 
+_SNIPPET = re.compile(r"^nginx\.ingress\.kubernetes\.io/[a-z-]*snippet$")
+
+
+def _nginx_snippets(props: Mapping[str, Any], cfg) -> Iterator[str]:
+    for key in as_map(get(props, "metadata", "annotations")):
+        if _SNIPPET.match(str(key)):
+            yield f"annotation {key} injects raw nginx configuration (CVE-2021-25742: reads the controller's secrets)"
+
+
 def _rule(id: str, name: str, refs: tuple[str, ...], severity: str, description: str, remediation: str,
           check, **kw: Any) -> Rule:
     return Rule(id=id, name=name, description=description, severity=severity,
@@ -200,4 +209,10 @@ RULES: list[Rule] = [
     _rule("k8s-alb-waf-when-internet-facing", "WAF on an internet-facing ALB", ("A103",), "high",
           "An internet-facing ALB is associated with a WAFv2 web ACL.",
           "Annotate wafv2-acl-arn with the stack's web ACL ARN.", _waf),
+    Rule(id="k8s-no-nginx-snippets", name="No nginx snippet annotations", severity="high", enforcement="mandatory",
+         description="No Ingress carries ingress-nginx *-snippet annotations (conditional row: guards an "
+                     "ingress-nginx controller if one is ever added; the ALB controller ignores them).",
+         resource_types=(INGRESS,), references=("K58",),
+         remediation="Remove the snippet annotation; express the behaviour with the controller's typed annotations.",
+         check=_nginx_snippets),
 ]

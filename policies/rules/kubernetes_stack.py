@@ -406,12 +406,21 @@ def _trust_problems(role: PolicyResource, subject: str) -> list[str]:
     return problems
 
 
-def _trusts_subject(role: PolicyResource, subject: str) -> bool:
-    try:
-        doc = _trust(role)
-    except UnknownValueError:  # a trust policy unknown during preview cannot be the match
-        return False
-    return any(subject in _condition_values(s, ":sub").get("StringEquals", []) for s in _web_identity_statements(doc))
+def _trusting(roles: list[PolicyResource], subject: str) -> list[PolicyResource]:
+    """The roles whose trust names ``subject``. When none does but some trust policy is
+    unknown during preview, the answer is unknown too: that error propagates."""
+    found, unknown = [], None
+    for role in roles:
+        try:
+            doc = _trust(role)
+        except UnknownValueError as e:
+            unknown = e
+            continue
+        if any(subject in _condition_values(s, ":sub").get("StringEquals", []) for s in _web_identity_statements(doc)):
+            found.append(role)
+    if not found and unknown is not None:
+        raise unknown
+    return found
 
 
 def _irsa(stack: Stack, cfg) -> Iterator[Finding]:
@@ -429,7 +438,7 @@ def _irsa(stack: Stack, cfg) -> Iterator[Finding]:
                     *(sa.resource.dependencies or [])]
             matched = [d for d in deps if getattr(d, "resource_type", None) == IAM_ROLE]
             if not matched:
-                matched = [r for r in roles if _trusts_subject(r, subject)]
+                matched = _trusting(roles, subject)
             shown = "(computed during preview)"
         else:
             matched = [r for r in roles if _role_named(r, str(arn))]

@@ -70,8 +70,11 @@ def _no_plaintext_secrets(stack, cfg):
             # Kubernetes env vars: {"name": "DB_PASSWORD", "value": "..."}
             if key == "value" and isinstance(parent, Mapping) and _plaintext(value):
                 name = parent.get("name") if "name" in parent else None
-                if isinstance(name, str) and re.search(r"(?i)(password|secret|token|api_?key|private_?key)", name):
-                    yield r, f"{where} sets {name} in plaintext: read it from a Kubernetes Secret or Secrets Manager"
+                # The credential word ends the name: DB_SECRET_ARN or MAX_TOKENS point at or
+                # count something, and an ARN is a pointer (the service reads Secrets Manager).
+                if (isinstance(name, str) and re.search(r"(?i)(password|passwd|secret|token|api_?key|private_?key)$", name)
+                        and not value.startswith("arn:")):
+                    yield r, f"{where} sets {name} in plaintext: read it from Secrets Manager at start-up"
         if is_k8s_secret and redacted:
             for field in ("data", "stringData"):
                 entries = r.props.get(field) if field in r.props else None

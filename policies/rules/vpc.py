@@ -70,6 +70,11 @@ def _default_sg_empty(props, cfg):
 
 
 def _default_sg_managed(stack, cfg):
+    if stack.has_dependencies:
+        for vpc in stack.of_type(VPC):
+            if not linked(stack, vpc, set(), (DEFAULT_SG,)):
+                yield vpc, "the VPC's default security group is not managed (aws.ec2.DefaultSecurityGroup with no rules)"
+        return
     n_vpc, n_dsg = len(stack.of_type(VPC)), len(stack.of_type(DEFAULT_SG))
     if n_dsg < n_vpc:
         for vpc in stack.of_type(VPC)[n_dsg:] if n_dsg else stack.of_type(VPC):
@@ -214,6 +219,11 @@ def _node_groups_private(stack, cfg):
             public_ids |= ids
             public_named = public_named or not ids
     for ng in stack.of_type(NODE_GROUP):
+        if stack.has_dependencies:
+            tiers = {tier_of(s) for s in linked(stack, ng, set(), (SUBNET,))}
+            if "public" in tiers or "isolated" in tiers:
+                yield ng, f"the node group uses {' and '.join(sorted(tiers & {'public', 'isolated'}))} subnets: nodes must live in the private tier"
+            continue
         subnets = refs(ng, "subnetIds")
         if subnets & public_ids:
             yield ng, "the node group uses public subnets: nodes must live in the private tier"

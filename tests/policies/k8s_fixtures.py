@@ -12,11 +12,11 @@ import copy
 import json
 from typing import Any
 
-from policies.rules import kubernetes, kubernetes_ingress, kubernetes_stack
+from policies.rules import kubernetes, kubernetes_ingress, kubernetes_rbac, kubernetes_stack
 from tests.policies.helpers import res
 
 #: Every rule of the Kubernetes half of the pack.
-K8S_RULES = [*kubernetes.RULES, *kubernetes_ingress.RULES, *kubernetes_stack.RULES]
+K8S_RULES = [*kubernetes.RULES, *kubernetes_ingress.RULES, *kubernetes_rbac.RULES, *kubernetes_stack.RULES]
 
 NS = "scoring"
 ACCOUNT = "123456789012"
@@ -29,6 +29,8 @@ WAF = f"arn:aws:wafv2:eu-west-1:{ACCOUNT}:regional/webacl/scoring/00000000-0000-
 APP_LABELS = {"app.kubernetes.io/name": "scoring", "app.kubernetes.io/part-of": "fraudstack"}
 JOB_LABELS = {"app.kubernetes.io/name": "scoring-migrate", "app.kubernetes.io/part-of": "fraudstack"}
 VPC_CIDR = "10.20.0.0/16"
+TAGS = {"environment": "production", "service": "fraudstack", "owner": "payments-platform",
+        "data-classification": "confidential", "pci-scope": "in-scope"}
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -45,6 +47,8 @@ LIMITS = "kubernetes:core/v1:LimitRange"
 HELM = "kubernetes:helm.sh/v3:Release"
 ROLE = "aws:iam/role:Role"
 ECR_REPO = "aws:ecr/repository:Repository"
+RBAC_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+RBAC_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 
 
 def plan_resource(rtype: str, logical: str, inputs: dict, parent: str = "scoring-app") -> dict:
@@ -160,11 +164,17 @@ def hardened() -> dict[str, dict]:
         k8s(LIMITS, "scoring-limits", metadata=meta("scoring-limits"),
             spec={"limits": [{"type": "Container", "default": {"cpu": "1", "memory": "1Gi"},
                               "defaultRequest": {"cpu": "1", "memory": "1Gi"}}]}),
-        plan_resource(ROLE, "scoring-irsa", {"name": "scoring-irsa", "assumeRolePolicy": trust_policy()}),
+        plan_resource(ROLE, "scoring-irsa", {"name": "scoring-irsa", "assumeRolePolicy": trust_policy(),
+                                             "tags": dict(TAGS, Name="scoring-irsa")}),
         k8s(SERVICE_ACCOUNT, "scoring-sa", automountServiceAccountToken=False,
             metadata=meta("scoring", annotations={"eks.amazonaws.com/role-arn": ROLE_ARN})),
         k8s(CONFIG_MAP, "scoring-config", metadata=meta("scoring-config"),
             data={"LOG_LEVEL": "info", "MODEL_DIR": "/models/current"}),
+        k8s(RBAC_ROLE, "scoring-config-reader", metadata=meta("scoring-config-reader"), rules=[
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["scoring-config"], "verbs": ["get"]}]),
+        k8s(RBAC_BINDING, "scoring-config-reader-binding", metadata=meta("scoring-config-reader"),
+            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "scoring-config-reader"},
+            subjects=[{"kind": "ServiceAccount", "name": "scoring", "namespace": NS}]),
         k8s(DEPLOYMENT, "scoring", metadata=meta("scoring"), spec={
             "selector": {"matchLabels": dict(APP_LABELS)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0.0}},

@@ -119,3 +119,15 @@ def test_a_few_hundred_resources_evaluate_well_under_a_second():
     elapsed = time.perf_counter() - start
     assert {v["name"] for v in found if v["policy"] == "sg-no-world-ssh"} == {f"in-{i}" for i in range(100)}
     assert elapsed < 1.0, f"{len(plan)} resources took {elapsed:.2f}s"
+
+
+def test_bench_reports_each_plan(tmp_path, capsys):
+    from policies import bench
+    from tests.policies.helpers import res
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"project": "fraudstack", "stack": "staging",
+                                "resources": [res("aws:rds/instance:Instance", "db", publiclyAccessible=True)]}))
+    assert bench.main([str(plan), "--repeat", "2"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    n = len(evaluate([res("aws:rds/instance:Instance", "db", publiclyAccessible=True)], load_config("staging"), stack="staging"))
+    assert line.startswith(f"{plan}: stack staging, 1 resources, {n} violations, best ")

@@ -56,3 +56,13 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_dependency_linked_rule(case):
     check_case(case)
+
+SUBNET, NG, DSG = "aws:ec2/subnet:Subnet", "aws:eks/nodeGroup:NodeGroup", "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+CASES += [
+    Case("eks-nodes-private-subnets", [res(SUBNET, "public-a", tags={"tier": "public"}), res(SUBNET, "private-a", tags={"tier": "private"}),
+                                       dep(res(NG, "cpu", subnetIds=["subnet-1", "subnet-2"]), "public-a", "private-a")], ["cpu"], id="deps"),
+    Case("eks-nodes-private-subnets", [res(SUBNET, "public-a", tags={"tier": "public"}), res(SUBNET, "private-a", tags={"tier": "private"}),
+                                       dep(res(NG, "cpu", subnetIds=["subnet-2"]), "private-a")], id="deps"),
+    Case("vpc-default-sg-managed", [res(VPC, "main"), res(VPC, "spare"), dep(res(DSG, "dsg", vpcId="v"), "main")], ["spare"], id="deps"),
+    Case("vpc-default-sg-managed", [res(VPC, "main"), dep(res(DSG, "dsg", vpcId="v"), "main")], id="deps"),
+]

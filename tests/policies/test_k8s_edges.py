@@ -8,7 +8,7 @@ import pytest
 from pulumi_policy import PolicyResource, PolicyResourceOptions
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from policies.engine import evaluate
+from policies.engine import evaluate, load_config
 from policies.model import Stack
 from tests.policies import k8s_fixtures as fx
 
@@ -130,12 +130,12 @@ def test_the_pod_extractor_serves_every_workload_kind(rtype):
     found = run([_workload(rtype, pod)], rules=pod_rules)
     assert [(v["policy"], v["message"]) for v in found] == [
         ("k8s-no-privileged-containers", "container 'scoring' runs privileged (securityContext.privileged: true)"),
-        ("k8s-drop-all-capabilities", "initContainer container 'init' adds capabilities NET_RAW "
+        ("k8s-drop-all-capabilities", "init container 'init' adds capabilities NET_RAW "
                                       "(only NET_BIND_SERVICE may be added)")]
 
 
 def test_min_id_comes_from_policy_config():
-    config = {"k8s-high-uid-gid": {"min_id": 20000}}
+    config = {"k8s-high-uid-gid": {"minimumId": 20000}}
     found = run(fx.hardened(), config)
     assert {(v["policy"], v["name"]) for v in found} == {("k8s-high-uid-gid", "scoring"),
                                                        ("k8s-high-uid-gid", "scoring-migrate")}
@@ -146,8 +146,8 @@ def test_allowed_registries_come_from_policy_config():
     s = fx.hardened()
     fx.app(s)["image"] = "ghcr.io/fraudstack/scoring@" + fx.DIGEST
     assert policies(run(s)) == ["k8s-trusted-registry"]
-    assert run(s, {"k8s-trusted-registry": {"allowed_registries": ["ghcr.io/fraudstack"]}}) == []
-    assert policies(run(s, {"k8s-trusted-registry": {"allowed_registries": ["ghcr.io/fraud"]}})) == [
+    assert run(s, {"k8s-trusted-registry": {"allowedRegistries": ["ghcr.io/fraudstack"]}}) == []
+    assert policies(run(s, {"k8s-trusted-registry": {"allowedRegistries": ["ghcr.io/fraud"]}})) == [
         "k8s-trusted-registry"]
 
 
@@ -157,9 +157,9 @@ def test_egress_allow_list_and_kube_system_names_come_from_policy_config():
         {"to": [{"ipBlock": {"cidr": fx.VPC_CIDR}}], "ports": [{"port": 9092.0, "protocol": "TCP"}]})
     s["scoring-config"]["inputs"]["metadata"]["namespace"] = "kube-system"
     assert policies(run(s)) == ["k8s-networkpolicy-egress-allowlist", "k8s-not-kube-system"]
-    config = {"k8s-networkpolicy-egress-allowlist": {"allowed_egress": ["53/UDP", "53/TCP", "443/TCP", "5432/TCP",
+    config = {"k8s-networkpolicy-egress-allowlist": {"allowedEgress": ["53/UDP", "53/TCP", "443/TCP", "5432/TCP",
                                                                         "6379/TCP", "9092/TCP"]},
-              "k8s-not-kube-system": {"allowed_names": ["scoring-config"]}}
+              "k8s-not-kube-system": {"allowedNames": ["scoring-config"]}}
     assert run(s, config) == []
 
 
@@ -247,3 +247,73 @@ def test_egress_rule_without_a_port_number_opens_every_port_of_its_protocol():
     s = fx.hardened()
     s["allow-egress"]["inputs"]["spec"]["egress"][1]["ports"] = [{"protocol": "TCP"}]
     assert [v["message"] for v in run(s)] == ["egress[1] allows every TCP port"]
+
+
+def test_alb_deletion_protection_is_mandatory_in_production_and_advisory_in_staging():
+    s = fx.hardened()
+    key = A + "load-balancer-attributes"
+    fx.annotations(s)[key] = fx.annotations(s)[key].replace("deletion_protection.enabled=true", "deletion_protection.enabled=false")
+    for stack, level in (("production", "mandatory"), ("staging", "advisory")):
+        ids = {r.id for r in fx.K8S_RULES}
+        found = run(s, {k: v for k, v in load_config(stack).items() if k in ids})
+        assert [(v["policy"], v["enforcement"]) for v in found] == [("k8s-alb-deletion-protection", level)]
+
+
+@pytest.mark.parametrize("image,risky", [
+    ("docker.io/kubernetesui/dashboard:v2.7.0", True), ("registry.k8s.io/git-sync/git-sync:v4.2.1", True),
+    ("gcr.io/kubernetes-helm/tiller:v2.16.0", True), (fx.IMAGE.replace("fraudstack/scoring", "ops/dashboard"), False),
+])
+def test_risky_tool_images(image, risky):
+    s = fx.hardened()
+    fx.app(s)["image"] = image
+    found = [v for v in run(s) if v["policy"] == "k8s-no-risky-tools"]
+    assert [v["name"] for v in found] == (["scoring"] if risky else [])
+
+
+def test_redis_url_with_password_and_no_user_is_a_credential():
+    s = fx.hardened()
+    fx.app(s)["env"].append({"name": "REDIS_URL", "value": "rediss://:test-key-not-a-secret@cache:6379/0"})
+    assert [v["message"] for v in run(s)] == [
+        "container 'scoring' env 'REDIS_URL' holds a URL with an embedded password (read it from Secrets Manager at start-up)"]
+
+
+def test_unknown_role_arn_and_unknown_trust_cannot_be_judged_during_preview():
+    s = fx.hardened()
+    s["scoring-sa"]["inputs"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] = UNKNOWN_STRING_VALUE
+    s["scoring-irsa"]["inputs"]["assumeRolePolicy"] = UNKNOWN_STRING_VALUE  # names the OIDC provider output
+    found = run(s, rules=[r for r in fx.K8S_RULES if r.id == "k8s-irsa-role-trust"])
+    assert [(v["enforcement"], v["message"][:55]) for v in found] == [
+        ("advisory", "can't run policy 'k8s-irsa-role-trust' from policy pack")]
+    assert "assumeRolePolicy" in found[0]["message"]
+
+
+def test_known_role_arn_with_unknown_trust_cannot_be_judged_during_preview():
+    s = fx.hardened()
+    s["scoring-irsa"]["inputs"]["assumeRolePolicy"] = UNKNOWN_STRING_VALUE
+    found = run(s, rules=[r for r in fx.K8S_RULES if r.id == "k8s-irsa-role-trust"])
+    assert [v["enforcement"] for v in found] == ["advisory"] and found[0]["message"].startswith(CANT_RUN)
+
+
+def test_the_load_balancer_controller_service_account_keeps_its_api_token():
+    controller = fx.k8s(fx.SERVICE_ACCOUNT, "lbc-sa", metadata={
+        "name": "aws-load-balancer-controller", "namespace": "kube-system"})
+    other = fx.k8s(fx.SERVICE_ACCOUNT, "other-sa", metadata={"name": "reporter", "namespace": "kube-system"})
+    rules = [r for r in fx.K8S_RULES if r.id in ("k8s-no-service-account-token-automount", "k8s-not-kube-system")]
+    assert [(v["policy"], v["name"]) for v in run([controller, other], rules=rules)] == [
+        ("k8s-no-service-account-token-automount", "other-sa"), ("k8s-not-kube-system", "other-sa")]
+
+
+def test_unknown_role_arn_follows_the_plan_dependency_through_the_engine():
+    s = fx.hardened()
+    s["scoring-sa"]["inputs"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] = UNKNOWN_STRING_VALUE
+    s["scoring-sa"]["dependencies"] = ["scoring-ns", "other-irsa"]
+    s["other-irsa"] = fx.plan_resource(fx.ROLE, "other-irsa", {"name": "other", "assumeRolePolicy": fx.trust_policy(
+        subject="system:serviceaccount:batch:reporter")})
+    rules = [r for r in fx.K8S_RULES if r.id == "k8s-irsa-role-trust"]
+    found = run(s, rules=rules)
+    assert [(v["name"], v["message"]) for v in found] == [(
+        "scoring-sa", "ServiceAccount scoring/scoring: role 'other-irsa' statement 0 does not pin :sub to exactly "
+                      "system:serviceaccount:scoring:scoring (StringEquals), it has {'StringEquals': "
+                      "['system:serviceaccount:batch:reporter']}")]
+    s["scoring-sa"]["dependencies"] = ["scoring-ns", "scoring-irsa"]
+    assert run(s, rules=rules) == []

@@ -23,7 +23,7 @@ CLASSES = {
     fx.CONFIG_MAP: k8s.core.v1.ConfigMap, fx.HPA: k8s.autoscaling.v2.HorizontalPodAutoscaler,
     fx.PDB: k8s.policy.v1.PodDisruptionBudget, fx.NETWORK_POLICY: k8s.networking.v1.NetworkPolicy,
     fx.INGRESS: k8s.networking.v1.Ingress, fx.QUOTA: k8s.core.v1.ResourceQuota,
-    fx.LIMITS: k8s.core.v1.LimitRange, fx.HELM: k8s.helm.v3.Release, fx.ROLE: aws.iam.Role,
+    fx.LIMITS: k8s.core.v1.LimitRange, fx.RBAC_ROLE: k8s.rbac.v1.Role, fx.RBAC_BINDING: k8s.rbac.v1.RoleBinding, fx.HELM: k8s.helm.v3.Release, fx.ROLE: aws.iam.Role,
 }
 _CAMEL = re.compile(r"^[a-z][A-Za-z0-9]*$")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from policies.engine import evaluate
+from policies.engine import evaluate, load_config
 from tests.policies import k8s_fixtures as fx
 from tests.policies.helpers import Case
 
@@ -250,6 +250,20 @@ MUTATIONS = [
                                                    fx.trust_policy(aud="")), ["scoring-sa"]),
     Mutation("k8s-irsa-role-trust", "unknown-role", lambda s: s["scoring-sa"]["inputs"]["metadata"]["annotations"]
              .update({"eks.amazonaws.com/role-arn": f"arn:aws:iam::{fx.ACCOUNT}:role/someone-else"}), ["scoring-sa"]),
+    Mutation("k8s-rbac-least-privilege", "wildcard", lambda s: s["scoring-config-reader"]["inputs"]["rules"][0]
+             .update(verbs=["*"]), ["scoring-config-reader"]),
+    Mutation("k8s-rbac-least-privilege", "read-secrets", lambda s: s["scoring-config-reader"]["inputs"]["rules"]
+             .append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}), ["scoring-config-reader"]),
+    Mutation("k8s-rbac-least-privilege", "exec", lambda s: s["scoring-config-reader"]["inputs"]["rules"]
+             .append({"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}), ["scoring-config-reader"]),
+    Mutation("k8s-rbac-least-privilege", "cluster-admin", lambda s: s["scoring-config-reader-binding"]["inputs"][
+        "roleRef"].update(kind="ClusterRole", name="cluster-admin"), ["scoring-config-reader-binding"]),
+    Mutation("k8s-rbac-least-privilege", "default-sa", lambda s: s["scoring-config-reader-binding"]["inputs"][
+        "subjects"][0].update(name="default"), ["scoring-config-reader-binding"]),
+    Mutation("k8s-rbac-least-privilege", "anonymous", lambda s: s["scoring-config-reader-binding"]["inputs"][
+        "subjects"].append({"kind": "Group", "name": "system:unauthenticated"}), ["scoring-config-reader-binding"]),
+    Mutation("k8s-no-nginx-snippets", "server-snippet", lambda s: fx.annotations(s).update(
+        {"nginx.ingress.kubernetes.io/server-snippet": "location /x { return 200; }"}), ["scoring-ingress"]),
     # ALB (Ingress annotations)
     Mutation("k8s-alb-https-listener", "no-certificate", lambda s: fx.annotations(s).pop(A + "certificate-arn"),
              ["scoring-ingress"]),
@@ -313,3 +327,10 @@ def test_mutation_violates_exactly_its_rule(m: Mutation):
     assert sorted({v["name"] for v in mine}) == sorted(m.violating), mine
     rule = BY_ID[m.rule]
     assert {(v["enforcement"], v["severity"]) for v in mine} == {(rule.enforcement, rule.severity)}
+
+
+@pytest.mark.parametrize("stack", ["production", "staging"])
+def test_hardened_kubernetes_objects_pass_the_whole_pack(stack):
+    """No AWS or platform-wide rule objects to the hardened objects either (the pack as the
+    CLI runs it, with the stack's policy config)."""
+    assert evaluate(list(fx.hardened().values()), load_config(stack)) == []
