@@ -216,10 +216,18 @@ def test_data_security_groups_have_no_inline_rules_and_no_open_cidr(plan):
             "tags": inputs["tags"],
         }
         assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(inputs)
-    # Nothing in the VPC accepts traffic from the whole internet (egress to 443 through
-    # the NAT gateways is the nodes' business, not the data tier's).
-    for rule in _of(plan, rule_types[0]):
-        assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
+        assert (inputs["fromPort"], inputs["toPort"]) == ((5432, 5432) if rule["parent"] == "database" else (6379, 6379))
+    assert {r["name"]: r["inputs"]["referencedSecurityGroupId"] for r in data_rules} == {
+        "database-sg-from-cluster-nodes": plan["outputs"]["nodeSecurityGroupId"],
+        "cache-sg-from-cluster-nodes": plan["outputs"]["nodeSecurityGroupId"],
+    }
+    for t in rule_types:
+        for rule in _of(plan, t):
+            # The one world-facing rule is the nodes' HTTPS egress through the NAT gateways.
+            if rule["name"] == "eks-nodes-to-https":
+                assert (rule["inputs"]["ipProtocol"], rule["inputs"]["fromPort"], rule["inputs"]["toPort"]) == ("tcp", 443, 443)
+                continue
+            assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
 
 
 def test_secrets_are_generated_encrypted_and_unreadable_without_a_reader(plan):
