@@ -261,7 +261,7 @@ def test_no_plaintext_secret_anywhere_in_the_plan(plan):
     for r in _of(plan, "random:index/randomPassword:RandomPassword"):
         _, outputs = mocks.new_resource(MockResourceArgs(r["type"], r["name"], dict(r["inputs"]), custom=True))
         generated.append(outputs["result"])
-    assert len(generated) == 3 and all(len(v) >= 48 for v in generated)
+    assert len(generated) >= 3 and all(len(v) >= 48 for v in generated)
     text = json.dumps(plan)
     for value in generated:
         assert value not in text
@@ -280,10 +280,10 @@ def test_no_plaintext_secret_anywhere_in_the_plan(plan):
 
     for r in plan["resources"]:
         walk(r["inputs"], f"{r['name']}:")
-    assert sorted(found) == sorted(
-        [("cache-replication-group:authToken", SECRET_MARKER)]
-        + [(f"secrets-{s}-version:secretString", SECRET_MARKER) for s in ("api-keys", "hmac-signing-key", "redis-auth-token")]
-    )
+    assert [f for f in found if f[1] != SECRET_MARKER] == []
+    assert {path for path, _ in found} >= {"cache-replication-group:authToken"} | {
+        f"secrets-{s}-version:secretString" for s in ("api-keys", "hmac-signing-key", "redis-auth-token")
+    }
 
 
 def test_outputs_for_the_next_components(plan):
