@@ -136,6 +136,8 @@ def test_database_parameter_group_forces_tls_and_logs_slow_statements(plan):
         "log_connections": ("1", "immediate"),
         "log_disconnections": ("1", "immediate"),
         "log_lock_waits": ("1", "immediate"),
+        "log_parameter_max_length": ("0", "immediate"),
+        "log_parameter_max_length_on_error": ("0", "immediate"),
     }
 
 
