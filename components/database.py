@@ -116,8 +116,9 @@ class Database(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.identifier = f"{args.name_prefix}-audit"
         self.database_name = args.database_name
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
-        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        partition = aws.get_partition_output(opts=invoke).partition
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
 
         def tags(suffix: str) -> dict[str, str]:
             return {**args.tags, "Name": f"{self.identifier}{suffix}"}
