@@ -248,6 +248,7 @@ def test_secrets_are_generated_encrypted_and_unreadable_without_a_reader(plan):
             "Action": ["secretsmanager:GetSecretValue"], "Resource": p["inputs"]["secretArn"],
         }]
     passwords = {r["name"]: r["inputs"] for r in _of(plan, "random:index/randomPassword:RandomPassword", "secrets")}
+    assert all(i["special"] is False for i in passwords.values())  # URL-safe values
     assert {n: i["length"] for n, i in passwords.items()} == {
         "secrets-api-key-payment-gateway-value": 48, "secrets-hmac-signing-key-value": 64, "secrets-redis-auth-token-value": 64,
     }
