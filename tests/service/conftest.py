@@ -56,10 +56,10 @@ def run_id() -> str:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo model of the model pipeline, built once per run."""
-    from app.training.demo import build_demo_model
+    """A tiny model fitted for this run (see tiny_model.py)."""
+    from .tiny_model import build_tiny_model
 
-    return Path(build_demo_model(tmp_path_factory.mktemp("model")))
+    return build_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture()
