@@ -64,8 +64,15 @@ def serve(args: argparse.Namespace) -> int:
         print(f"fraudstack: {line}", file=sys.stderr)
     print(f"fraudstack: serving on http://{args.host}:{args.port} ({args.workers} worker(s)); OpenAPI at /docs",
           file=sys.stderr, flush=True)
+    import signal
+
     import uvicorn
 
+    # uvicorn drains in-flight requests and runs the lifespan shutdown (the audit flush)
+    # on SIGTERM, then re-raises the signal to the previous handler. Make that handler
+    # a no-op so a graceful stop exits 0 instead of dying by the signal (orchestrators
+    # read -15 as a crash).
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 loop="uvloop", http="httptools", access_log=False,  # the access log would carry client IPs
                 log_level=settings.log_level.lower(), timeout_graceful_shutdown=30, server_header=False)

@@ -394,9 +394,12 @@ class AuditWriter:
             self.sink_ok = True
 
     async def _run(self) -> None:
+        if self.spool.records:  # left by an earlier run: replay at once
+            self._wake.set()
         while True:
+            timeout = min(self.flush_s, self.retry_s) if self.spool.records else self.flush_s
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
             self._wake.clear()
