@@ -23,7 +23,7 @@ from app.audit import AuditWriter, PostgresSink, SqliteSink, Spool
 from app.errors import InvalidRequest, NotReady
 from app.explain import Explainer
 from app.keys import key_digests
-from app.model import ModelLoadError, ScoringModel
+from app.model import InferenceBatcher, ModelLoadError, ScoringModel
 from app.schemas import Feedback, Transaction
 from app.security import KeyRing, NonceStore, RateLimiter, RedisGuard, SignatureVerifier
 from app.settings import Settings
@@ -77,6 +77,7 @@ class Service:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx")
         self._slow_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bedrock")
         self._names: list[str] = []
+        self._batcher = InferenceBatcher(self.model, self._pool, settings.reasons_top_k)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -194,11 +195,9 @@ class Service:
         from app.features import vectorize
 
         x = vectorize(raw, velocity)
-        loop = asyncio.get_running_loop()
-        scores, reasons = await loop.run_in_executor(self._pool, model.score_with_reasons, x[None, :],
-                                                     self.settings.reasons_top_k)
+        score, reasons = await self._batcher.score(x)
         t2 = time.perf_counter()
-        result = self._result(txn, x, float(scores[0]), reasons[0], degraded,
+        result = self._result(txn, x, score, reasons, degraded,
                               {"velocity": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3)})
         if result["decision"] == "review":
             await self._narrate(result, wait=narrative)
@@ -264,6 +263,8 @@ class Service:
         assert self.velocity is not None
         store = self.velocity.store
         many = getattr(store, "observe_many", None)
+        if many is None and self.redis is not None and hasattr(store, "_keys_args"):
+            many = self._redis_observe_many
         if many is not None and (self.velocity.guard is None or self.velocity.guard.usable):
             try:
                 return [(v, False) for v in await many(raws)]
@@ -275,6 +276,29 @@ class Service:
                 metrics.DEGRADED.inc(len(raws))
                 return [({}, True)] * len(raws)
         return [await self.velocity.observe(raw) for raw in raws]
+
+    async def _redis_observe_many(self, raws: list[dict[str, Any]]) -> list[dict[str, float]]:
+        """All of a batch's velocity scripts in one pipelined round trip, in request order.
+
+        Redis runs the scripts one after the other, so each transaction still sees
+        the batch's earlier ones exactly as with sequential ``observe`` calls.
+        TODO(model branch): replace with ``RedisVelocityStore.observe_many`` once it exists.
+        """
+        from app.features import VELOCITY_FEATURES
+
+        store = self.velocity.store  # type: ignore[union-attr]
+        pipe = self.redis.pipeline(transaction=False)
+        for raw in raws:
+            keys, args = store._keys_args(raw)
+            await store._script(keys=keys, args=args, client=pipe)
+        replies = await asyncio.wait_for(pipe.execute(), timeout=max(1.0, self.settings.redis_timeout_ms / 1000 * 20))
+        out = []
+        for reply in replies:
+            values = (reply.decode() if isinstance(reply, bytes) else str(reply)).split(",")
+            if len(values) != len(VELOCITY_FEATURES):
+                raise RuntimeError("velocity script returned an unexpected number of values")
+            out.append({name: float(v) for name, v in zip(VELOCITY_FEATURES, values)})
+        return out
 
     async def infer(self, matrix: np.ndarray) -> np.ndarray:
         """Raw probabilities for an already-built feature matrix (Open Inference Protocol)."""

@@ -266,3 +266,20 @@ def test_unloadable_model_is_not_ready(make_settings: Any, tmp_path: Any, model_
         assert r.status_code == 503 and "SHA-256" in r.json()["model"]["error"]
         assert_error(client.post("/v1/score", json=txn(1), headers=H), 503, "not_ready", "model")
         assert client.get("/health/live").status_code == 200
+
+
+def test_batch_velocity_is_point_in_time_and_matches_single_scores(live: tuple[TestClient, str], make_settings: Any,
+                                                                   redis_prefix: str) -> None:
+    client, schema = live
+    items = [txn(40 + i, timestamp=f"2026-11-21T15:0{i}:00Z") for i in range(4)]
+    batch = client.post("/v1/score/batch", json={"transactions": items}, headers=H).json()["results"]
+    assert wait_rows(SHARED_PG, schema, 4) == 4
+    with psycopg.connect(SHARED_PG) as conn:
+        counts = conn.execute(f'SELECT features->>{FEATURE_NAMES.index("card_count_1h")} FROM "{schema}".decisions '
+                              'ORDER BY transaction_id').fetchall()
+    assert [float(c[0]) for c in counts] == [0.0, 1.0, 2.0, 3.0]
+    # The same transactions one by one in a fresh key space give the same scores.
+    fresh = make_settings(redis_url=SHARED_REDIS, redis_key_prefix=redis_prefix + "single:")
+    with TestClient(create_app(fresh)) as single:
+        singles = [single.post("/v1/score", json=t, headers=H).json()["score"] for t in items]
+    assert singles == [r["score"] for r in batch]
