@@ -54,7 +54,9 @@ def file_sha256(path: Path) -> str:
 
 def _reference_values(meta: dict[str, Any], features: list[str]) -> np.ndarray:
     # model.json keeps one reference value per feature (the training median, say).
-    ref = meta.get("reference_values", meta.get("reference", meta.get("references")))
+    ref = meta.get("reference")
+    if isinstance(ref, dict) and isinstance(ref.get("medians"), dict):
+        ref = ref["medians"]
     if isinstance(ref, dict):
         missing = [f for f in features if f not in ref]
         if missing:
@@ -62,7 +64,7 @@ def _reference_values(meta: dict[str, Any], features: list[str]) -> np.ndarray:
         return np.asarray([float(ref[f]) for f in features], dtype=np.float32)
     if isinstance(ref, list) and len(ref) == len(features):
         return np.asarray(ref, dtype=np.float32)
-    raise ModelLoadError("model.json: no per-feature reference values ('reference_values')")
+    raise ModelLoadError("model.json: no per-feature reference values ('reference': {'medians': {...}})")
 
 
 class ScoringModel:

@@ -147,7 +147,7 @@ class ScoreResponse(BaseModel):
 
     transaction_id: str
     score: float = Field(description="Calibrated probability of fraud, 0-1.")
-    risk_score: int = Field(description="score scaled to 0-999.")
+    risk_score: int = Field(description="0-999 on a fixed log scale of the score (app.risk.risk_score): 400 = 1 in 1,000, 600 = 1 in 100, 800 = 1 in 10.")
     decision: Literal["approve", "review", "decline"]
     reasons: list[Reason]
     model_version: str

@@ -23,6 +23,7 @@ from app.audit import AuditWriter, PostgresSink, SqliteSink, Spool
 from app.errors import InvalidRequest, NotReady
 from app.explain import Explainer
 from app.keys import key_digests
+from app.risk import risk_score
 from app.model import InferenceBatcher, ModelLoadError, ScoringModel
 from app.schemas import Feedback, Transaction
 from app.security import KeyRing, NonceStore, RateLimiter, RedisGuard, SignatureVerifier
@@ -163,7 +164,7 @@ class Service:
         return {
             "transaction_id": txn.transaction_id,
             "score": round(score, 6),
-            "risk_score": min(999, int(score * 1000)),
+            "risk_score": int(risk_score(score)),
             "decision": decision,
             "reasons": [{"feature": names[j], "value": float(x[j]), "impact": round(imp, 6)} for j, imp in reasons],
             "model_version": model.version,

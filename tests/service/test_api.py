@@ -283,3 +283,12 @@ def test_batch_velocity_is_point_in_time_and_matches_single_scores(live: tuple[T
     with TestClient(create_app(fresh)) as single:
         singles = [single.post("/v1/score", json=t, headers=H).json()["score"] for t in items]
     assert singles == [r["score"] for r in batch]
+
+
+def test_risk_score_is_the_shared_log_scale(make_settings: Any) -> None:
+    from app.risk import risk_score
+
+    with TestClient(create_app(make_settings())) as client:
+        for i, amount in enumerate(("5.00", "900.00", "8000.00")):
+            body = client.post("/v1/score", json=txn(i, amount=amount), headers=H).json()
+            assert body["risk_score"] == int(risk_score(body["score"]))

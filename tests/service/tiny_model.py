@@ -40,7 +40,7 @@ def build_tiny_model(out_dir: Path, version: str = "tiny-1") -> Path:
     meta = {
         "features": list(FEATURE_NAMES), "version": version, "thresholds": THRESHOLDS,
         "sha256": hashlib.sha256(data).hexdigest(),
-        "reference_values": {name: float(np.median(x[:, i])) for i, name in enumerate(FEATURE_NAMES)},
+        "reference": {"medians": {name: float(np.median(x[:, i])) for i, name in enumerate(FEATURE_NAMES)}},
     }
     (out_dir / "model.json").write_text(json.dumps(meta, indent=1))
     return out_dir
