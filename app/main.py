@@ -89,11 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/score/batch", response_model=BatchResponse, tags=["scoring"], openapi_extra=_body_schema(BatchRequest),
               summary="Score many transactions as one model batch")
-    async def score_batch(request: Request) -> Response:
+    async def score_batch(request: Request,
+                          reasons: Annotated[bool, Query(description="Compute per-feature reasons (one extra model row per feature that differs from its reference value).")] = True) -> Response:
         body = await _read(request)
         key_id = await service.authenticate(request.headers, body)
         batch = _parse(BatchRequest, body)
-        return _json(await service.score_batch(batch.transactions, body, key_id))
+        return _json(await service.score_batch(batch.transactions, body, key_id, reasons))
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, status_code=202, tags=["scoring"],
               openapi_extra=_body_schema(Feedback), summary="Report the confirmed outcome of a transaction")

@@ -154,34 +154,30 @@ class Service:
             raise NotReady(f"model not ready: {self.model_error}", field="model")
         return self.model
 
-    def _result(self, txn: Transaction, x: np.ndarray, score: float, reasons: list[tuple[int, float]],
-                degraded: bool, timing: dict[str, float]) -> dict[str, Any]:
-        model = self.model
+    def _result(self, txn: Transaction, row: list[float], score: float, risk: int, decision: str,
+                reasons: list[tuple[int, float]], degraded: bool, timing: dict[str, float]) -> dict[str, Any]:
         names = self._names
-        decision = model.thresholds.decide(score)
-        metrics.DECISIONS.labels(decision).inc()
-        metrics.SCORES.observe(score)
         return {
             "transaction_id": txn.transaction_id,
             "score": round(score, 6),
-            "risk_score": int(risk_score(score)),
+            "risk_score": risk,
             "decision": decision,
-            "reasons": [{"feature": names[j], "value": float(x[j]), "impact": round(imp, 6)} for j, imp in reasons],
-            "model_version": model.version,
+            "reasons": [{"feature": names[j], "value": row[j], "impact": round(imp, 6)} for j, imp in reasons],
+            "model_version": self.model.version,
             "degraded": degraded,
             "narrative": None,
             "narrative_source": None,
             "timing_ms": timing,
         }
 
-    def _audit(self, result: dict[str, Any], x: np.ndarray, request_hash: str, key_id: str, latency_ms: float,
+    def _audit(self, result: dict[str, Any], row: list[float], request_hash: str, key_id: str, latency_ms: float,
                received_at: str) -> None:
         assert self.audit is not None
         self.audit.submit_decision({
             "transaction_id": result["transaction_id"], "request_hash": request_hash, "received_at": received_at,
             "api_key_id": key_id, "model_version": result["model_version"], "score": result["score"],
             "risk_score": result["risk_score"], "decision": result["decision"], "degraded": result["degraded"],
-            "reasons": result["reasons"], "features": x.tolist(), "latency_ms": round(latency_ms, 3),
+            "reasons": result["reasons"], "features": row, "latency_ms": round(latency_ms, 3),
         })
 
     async def score(self, txn: Transaction, body: bytes, key_id: str, narrative: bool = False) -> dict[str, Any]:
@@ -198,13 +194,17 @@ class Service:
         x = vectorize(raw, velocity)
         score, reasons = await self._batcher.score(x)
         t2 = time.perf_counter()
-        result = self._result(txn, x, score, reasons, degraded,
+        decision = model.thresholds.decide(score)
+        metrics.DECISIONS.labels(decision).inc()
+        metrics.SCORES.observe(score)
+        row = x.tolist()
+        result = self._result(txn, row, score, int(risk_score(score)), decision, reasons, degraded,
                               {"velocity": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3)})
         if result["decision"] == "review":
             await self._narrate(result, wait=narrative)
         total = (time.perf_counter() - t0) * 1000
         result["timing_ms"]["total"] = round(total, 3)
-        self._audit(result, x, hashlib.sha256(body).hexdigest(), key_id, total, received_at)
+        self._audit(result, row, hashlib.sha256(body).hexdigest(), key_id, total, received_at)
         return result
 
     async def _narrate(self, result: dict[str, Any], wait: bool) -> None:
@@ -227,7 +227,7 @@ class Service:
         metrics.NARRATIVES.labels(source).inc()
         result["narrative"], result["narrative_source"] = text, source
 
-    async def score_batch(self, txns: list[Transaction], body: bytes, key_id: str) -> dict[str, Any]:
+    async def score_batch(self, txns: list[Transaction], body: bytes, key_id: str, with_reasons: bool = True) -> dict[str, Any]:
         """Score many transactions as one model batch (velocity observed in request order)."""
         t0 = time.perf_counter()
         received_at = _now_iso()
@@ -237,24 +237,34 @@ class Service:
                                  field="transactions")
         from app.features import vectorize
 
-        assert self.velocity is not None
         raws = [t.raw() for t in txns]
         observed = await self._observe_many(raws)
         x = np.stack([vectorize(raw, vel) for raw, (vel, _) in zip(raws, observed)])
         t1 = time.perf_counter()
         loop = asyncio.get_running_loop()
-        scores, reasons = await loop.run_in_executor(self._pool, model.score_with_reasons, x,
-                                                     self.settings.reasons_top_k)
+        top_k = self.settings.reasons_top_k if with_reasons else 0
+        scores, reasons = await loop.run_in_executor(self._pool, model.score_with_reasons, x, top_k)
         t2 = time.perf_counter()
+        th = model.thresholds
+        decisions = np.where(scores >= th.decline, "decline", np.where(scores >= th.review, "review", "approve")).tolist()
+        risks = risk_score(scores).tolist()
+        rows = x.tolist()
+        score_list = scores.tolist()
         base_hash = hashlib.sha256(body).hexdigest()
-        results = []
         per_item = (t2 - t0) * 1000 / len(txns)
+        results = []
         for i, txn in enumerate(txns):
-            r = self._result(txn, x[i], float(scores[i]), reasons[i], observed[i][1], {})
-            if r["decision"] == "review":
+            r = self._result(txn, rows[i], score_list[i], risks[i], decisions[i], reasons[i], observed[i][1], {})
+            if decisions[i] == "review":
                 await self._narrate(r, wait=False)
-            self._audit(r, x[i], f"{base_hash}:{i}", key_id, per_item, received_at)
+            self._audit(r, rows[i], f"{base_hash}:{i}", key_id, per_item, received_at)
             results.append(r)
+        for outcome in ("approve", "review", "decline"):
+            n = decisions.count(outcome)
+            if n:
+                metrics.DECISIONS.labels(outcome).inc(n)
+        for sc in score_list:
+            metrics.SCORES.observe(sc)
         total = (time.perf_counter() - t0) * 1000
         return {"results": results, "model_version": model.version,
                 "timing_ms": {"features": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3),

@@ -79,6 +79,9 @@ def test_batch_is_one_model_batch_in_order(live: tuple[TestClient, str]) -> None
     assert singles == sorted(singles)  # larger amounts, higher risk in the toy model
     assert set(body["timing_ms"]) == {"features", "model", "total"}
     assert wait_rows(SHARED_PG, schema, 5) == 5
+    plain = client.post("/v1/score/batch?reasons=false", json={"transactions": [txn(20 + i) for i in range(3)]},
+                        headers=H).json()["results"]
+    assert [r["reasons"] for r in plain] == [[], [], []]
 
 
 def test_batch_limits(make_settings: Any) -> None:
