@@ -162,7 +162,7 @@ class Service:
             "score": round(score, 6),
             "risk_score": risk,
             "decision": decision,
-            "reasons": [{"feature": names[j], "value": row[j], "impact": round(imp, 6)} for j, imp in reasons],
+            "reasons": [{"feature": names[j], "value": round(row[j], 4), "impact": round(imp, 6)} for j, imp in reasons],
             "model_version": self.model.version,
             "degraded": degraded,
             "narrative": None,

@@ -295,3 +295,11 @@ def test_risk_score_is_the_shared_log_scale(make_settings: Any) -> None:
         for i, amount in enumerate(("5.00", "900.00", "8000.00")):
             body = client.post("/v1/score", json=txn(i, amount=amount), headers=H).json()
             assert body["risk_score"] == int(risk_score(body["score"]))
+
+
+def test_query_flags_are_validated(make_settings: Any) -> None:
+    with TestClient(create_app(make_settings())) as client:
+        assert_error(client.post("/v1/score?narrative=perhaps", json=txn(1), headers=H), 422, "validation_error", "narrative")
+        assert_error(client.post("/v1/score/batch?reasons=2", json={"transactions": [txn(1)]}, headers=H),
+                     422, "validation_error", "reasons")
+        assert client.post("/v1/score?narrative=false", json=txn(1), headers=H).status_code == 200
