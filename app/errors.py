@@ -12,6 +12,8 @@ stack trace ever reaches a client.
 from __future__ import annotations
 
 import logging
+import traceback
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -130,8 +132,22 @@ def error_response(exc: AppError) -> Response:
                     headers=exc.headers)
 
 
+def internal_error(exc: BaseException) -> Response:
+    """Log an unexpected error safely and render the generic 500 body.
+
+    Only the type and where it happened are logged: messages and tracebacks could
+    carry card tokens, device ids or addresses, which never go to logs in clear.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames[-4:]))
+    log.error("unhandled %s at %s", type(exc).__name__, where or "?")
+    err = AppError("internal error; the incident was logged")
+    err.status, err.code = 500, "internal_error"
+    return error_response(err)
+
+
 def install_handlers(app: FastAPI) -> None:
-    """Register the single error handler family on ``app``."""
+    """Register the error handlers on ``app`` (unexpected errors are caught by ``EdgeMiddleware``)."""
 
     async def app_error(_: Request, exc: AppError) -> Response:
         return error_response(exc)
@@ -147,13 +163,6 @@ def install_handlers(app: FastAPI) -> None:
         err.status, err.code = exc.status_code, code
         return error_response(err)
 
-    async def unexpected(_: Request, exc: Exception) -> Response:
-        log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
-        err = AppError("internal error; the incident was logged")
-        err.status, err.code = 500, "internal_error"
-        return error_response(err)
-
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, request_validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from app import metrics
-from app.errors import InvalidRequest, NotFound, UnsupportedMediaType, error_response, from_validation_error, install_handlers, NotReady
+from app.errors import InvalidRequest, NotFound, NotReady, UnsupportedMediaType, from_validation_error, install_handlers
 from app.schemas import BatchRequest, BatchResponse, Feedback, FeedbackResponse, InferRequest, ScoreResponse, Transaction
 from app.security import EdgeMiddleware
 from app.service import Service
@@ -246,4 +246,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-__all__ = ["create_app", "error_response"]
+__all__ = ["create_app"]

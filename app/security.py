@@ -25,7 +25,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from app import metrics
-from app.errors import PayloadTooLarge, RateLimited, ReplayedRequest, Unauthorized, error_response
+from app.errors import PayloadTooLarge, RateLimited, ReplayedRequest, Unauthorized, error_response, internal_error
 from app.settings import hash_api_key
 
 log = logging.getLogger("fraudstack.security")
@@ -260,8 +260,23 @@ class EdgeMiddleware:
             return message
 
         start = time.perf_counter()
+        started = False
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = True
+            await send_with_headers(message)
+
         try:
-            await self.app(scope, counted_receive, send_with_headers)
+            await self.app(scope, counted_receive, tracked_send)
+        except Exception as exc:
+            # Handled here rather than by Starlette's ServerErrorMiddleware, which would
+            # re-raise and let the server log the full message and traceback.
+            if started:
+                internal_error(exc)
+                return
+            status = 500
+            await internal_error(exc)(scope, receive, send_with_headers)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")

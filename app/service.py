@@ -26,7 +26,7 @@ from app.keys import key_digests
 from app.risk import risk_score
 from app.model import InferenceBatcher, ModelLoadError, ScoringModel
 from app.schemas import Feedback, Transaction
-from app.security import KeyRing, NonceStore, RateLimiter, RedisGuard, SignatureVerifier
+from app.security import KeyRing, NonceStore, RateLimiter, RedisGuard, SignatureVerifier, fingerprint
 from app.settings import Settings
 
 log = logging.getLogger("fraudstack.service")
@@ -205,6 +205,9 @@ class Service:
         total = (time.perf_counter() - t0) * 1000
         result["timing_ms"]["total"] = round(total, 3)
         self._audit(result, row, hashlib.sha256(body).hexdigest(), key_id, total, received_at)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("scored %s: %s %.4f card=%s device=%s ip=%s degraded=%s", txn.transaction_id, result["decision"], score,
+                      fingerprint(txn.card_token), fingerprint(txn.device_id), fingerprint(txn.ip_address), degraded)
         return result
 
     async def _narrate(self, result: dict[str, Any], wait: bool) -> None:

@@ -204,7 +204,11 @@ def test_bad_requests(make_settings: Any, caplog: pytest.LogCaptureFixture) -> N
         assert_error(client.get("/v1/score", headers=H), 405, "method_not_allowed", "method")
         assert client.post("/v1/score", json=txn(2, card_token="ok"), headers={"X-API-Key": OTHER_KEY}).status_code == 200
         client.post("/v1/score", json=txn(3, device_id="4111111111111111"), headers=H)
-    assert "4111111111111111" not in caplog.text and TEST_KEY not in caplog.text
+        assert client.post("/v1/score", json=txn(4, card_token="ctok_secret_card", device_id="dev_secret",
+                                                    ip_address="198.51.100.77"), headers=H).status_code == 200
+    assert "scored txn-000004" in caplog.text  # the debug line is there, with fingerprints only
+    for clear in ("4111111111111111", TEST_KEY, "ctok_secret_card", "dev_secret", "198.51.100.77"):
+        assert clear not in caplog.text, clear
 
 
 def test_signed_requests(make_settings: Any, redis_prefix: str) -> None:
@@ -234,6 +238,30 @@ def test_rate_limit(make_settings: Any, redis_prefix: str) -> None:
         assert_error(r, 429, "rate_limited", "X-API-Key")
         assert int(r.headers["retry-after"]) >= 1
         assert client.post("/v1/score", json=txn(10), headers={"X-API-Key": OTHER_KEY}).status_code == 200
+
+
+def test_review_narrative_from_bedrock_when_asked(make_settings: Any) -> None:
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from app.explain import Explainer
+
+    with TestClient(create_app(make_settings(threshold_review=0.0, threshold_decline=1.0))) as client:
+        bedrock = boto3.client("bedrock-runtime", region_name="eu-west-1", aws_access_key_id="testing",
+                               aws_secret_access_key="testing")
+        client.app.state.service.explainer = Explainer(model_id="test-model", client=bedrock)
+        answer = {"output": {"message": {"role": "assistant", "content": [{"text": "Check the card's recent use."}]}},
+                  "stopReason": "end_turn", "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+                  "metrics": {"latencyMs": 3}}
+        with Stubber(bedrock) as stub:
+            stub.add_response("converse", answer, {"modelId": "test-model", "system": ANY, "messages": ANY,
+                                                   "inferenceConfig": ANY})
+            body = client.post("/v1/score?narrative=true", json=txn(1), headers=H).json()
+            # Without the flag the hot path never calls Bedrock (the Stubber would fail on a second call).
+            plain = client.post("/v1/score", json=txn(2), headers=H).json()
+            stub.assert_no_pending_responses()
+        assert (body["narrative"], body["narrative_source"]) == ("Check the card's recent use.", "bedrock")
+        assert plain["narrative_source"] == "template"
 
 
 def test_review_gets_a_narrative(make_settings: Any) -> None:
@@ -303,3 +331,16 @@ def test_query_flags_are_validated(make_settings: Any) -> None:
         assert_error(client.post("/v1/score/batch?reasons=2", json={"transactions": [txn(1)]}, headers=H),
                      422, "validation_error", "reasons")
         assert client.post("/v1/score?narrative=false", json=txn(1), headers=H).status_code == 200
+
+
+def test_unexpected_error_is_500_json_without_details(make_settings: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # raise_server_exceptions stays on: the error must not escape the app at all.
+    with TestClient(create_app(make_settings())) as client:
+        async def broken(*_: Any, **__: Any) -> None:
+            raise RuntimeError("ctok_leaky_token")
+
+        client.app.state.service.score = broken
+        r = client.post("/v1/score", json=txn(1), headers=H)
+    body = assert_error(r, 500, "internal_error", None)
+    assert "ctok_leaky_token" not in r.text and "RuntimeError" not in r.text and body["message"].startswith("internal error")
+    assert "unhandled RuntimeError at test_api.py:" in caplog.text and "Traceback" not in caplog.text and "ctok_leaky_token" not in caplog.text
