@@ -52,7 +52,8 @@ class RedisGuard:
         return self.client is not None and time.monotonic() >= self._down_until
 
     def failed(self) -> None:
-        """Record a failure (timeouts, refused connections)."""
+        """Record a failure (timeouts, refused connections) of any Redis call."""
+        metrics.VELOCITY_ERRORS.inc()
         self._down_until = time.monotonic() + self.retry_seconds
 
 

@@ -50,10 +50,11 @@ class Velocity:
         try:
             return await self.store.observe(txn), False
         except Exception as exc:  # VelocityUnavailable, redis errors, timeouts: all mean "score without"
-            metrics.VELOCITY_ERRORS.inc()
             metrics.DEGRADED.inc()
             if self.guard is not None:
-                self.guard.failed()
+                self.guard.failed()  # counts the error too
+            else:
+                metrics.VELOCITY_ERRORS.inc()
             log.warning("velocity store failed (%s); scoring degraded", type(exc).__name__)
             return {}, True
 
@@ -283,9 +284,10 @@ class Service:
             try:
                 return [(v, False) for v in await many(raws)]
             except Exception as exc:
-                metrics.VELOCITY_ERRORS.inc()
                 if self.velocity.guard is not None:
                     self.velocity.guard.failed()
+                else:
+                    metrics.VELOCITY_ERRORS.inc()
                 log.warning("velocity store failed (%s); batch scored degraded", type(exc).__name__)
                 metrics.DEGRADED.inc(len(raws))
                 return [({}, True)] * len(raws)
