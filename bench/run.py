@@ -98,6 +98,22 @@ def _batch(port: int, n: int, repeats: int, run: str, reasons: bool = True) -> d
             "server_model_ms_median": statistics.median(s["model"] for s in server)}
 
 
+def _counters(port: int) -> dict[str, float]:
+    """Scores, degraded scores and Redis errors over the whole run (from /metrics)."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    out = {"scored": 0.0, "degraded": 0.0, "redis_errors": 0.0}
+    for line in text.splitlines():
+        if line.startswith("fraudstack_decisions_total{"):
+            out["scored"] += float(line.split()[-1])
+        elif line.startswith("fraudstack_degraded_scores_total "):
+            out["degraded"] = float(line.split()[-1])
+        elif line.startswith("fraudstack_velocity_errors_total "):
+            out["redis_errors"] = float(line.split()[-1])
+    return out
+
+
 def _machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -114,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     p.add_argument("--rates", default="500,1000,2000", help="fixed offered rates (requests/s)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections at saturation")
+    p.add_argument("--connections", type=int, default=16, help="wrk connections at saturation")
     p.add_argument("--paced-connections", type=int, default=16, help="wrk connections for fixed-rate runs")
     p.add_argument("--model-dir", type=Path, help="model directory (default: the demo model, built once)")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
@@ -159,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in (int(x) for x in args.rates.split(",") if x)]
         results["batch"] = _batch(port, 1000, 20, run)
         results["batch_without_reasons"] = _batch(port, 1000, 20, run, reasons=False)
+        results["counters"] = _counters(port)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -206,7 +223,9 @@ def _markdown(r: dict[str, Any]) -> str:
     for name, offered, x in rows:
         lines.append(f"| {name} | {offered} | {x['throughput_rps']:.0f} | {x['p50_us'] / 1000:.2f} | {x['p90_us'] / 1000:.2f} | "
                      f"{x['p99_us'] / 1000:.2f} | {x['p999_us'] / 1000:.2f} | {x['non2xx']} | {x['socket_errors']} |")
-    lines.append("")
+    c = r["counters"]
+    lines += ["", f"Scores over the run: {c['scored']:.0f}; scored degraded (without velocity features): {c['degraded']:.0f}; "
+              f"Redis errors/timeouts: {c['redis_errors']:.0f}", ""]
     for b in (r["batch"], r["batch_without_reasons"]):
         lines.append(f"Batch of {b['size']} {'with' if b['reasons'] else 'without'} reasons (median of {b['repeats']}): "
                      f"round trip {b['round_trip_ms_median']:.1f} ms (min {b['round_trip_ms_min']:.1f}); in the service "
