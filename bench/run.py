@@ -2,9 +2,10 @@
 
 One worker pinned to core 0 (``taskset``), ``wrk`` pinned to core 1, on 127.0.0.1:
 saturation throughput, latency at fixed offered rates (paced by bench/score.lua),
-and the time of a 1,000-transaction batch. Uses Redis database 1 with a key prefix
-unique to the run and, when reachable, a PostgreSQL schema unique to the run (both
-removed at the end); never touches anything else on the shared servers.
+and the time of a 1,000-transaction batch. Velocity features come from a private
+redis-server (pinned to the client core) unless --redis-url is given; the audit trail
+goes to a PostgreSQL schema unique to the run (dropped at the end). Nothing else on
+shared servers is touched.
 
     python -m bench.run [--duration 15] [--rates 500,1000,2000] [--connections 32]
 
@@ -133,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=16, help="wrk connections at saturation")
     p.add_argument("--paced-connections", type=int, default=16, help="wrk connections for fixed-rate runs")
     p.add_argument("--model-dir", type=Path, help="model directory (default: the demo model, built once)")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
+    p.add_argument("--redis-url", default="",
+                   help="Redis for velocity features (default: a private redis-server on a free port, pinned to the "
+                        "client core, so other users of the shared Redis do not skew the figures)")
     p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
                    help="PostgreSQL for the audit trail ('' for SQLite)")
     p.add_argument("--server-core", default="0")
@@ -153,6 +156,14 @@ def main(argv: list[str] | None = None) -> int:
 
             model_dir = Path(build_demo_model(model_dir))
     prefix, schema = f"bench:{run}:", f"bench_{run}"
+    redis_proc = None
+    if not args.redis_url:
+        rport = _free_port()
+        redis_proc = subprocess.Popen(["taskset", "-c", args.client_core, "redis-server", "--port", str(rport), "--bind",
+                                       "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data_dir)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args.redis_url = f"redis://127.0.0.1:{rport}/0"
+        time.sleep(0.5)
     env = {**os.environ, "FRAUDSTACK_MODEL_DIR": str(model_dir), "FRAUDSTACK_REDIS_URL": args.redis_url,
            "FRAUDSTACK_REDIS_KEY_PREFIX": prefix, "FRAUDSTACK_API_KEYS": KEY, "FRAUDSTACK_DATA_DIR": str(data_dir),
            # The per-key limit would cap saturation; it is exercised by the tests, not measured here.
@@ -165,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     server = subprocess.Popen(["taskset", "-c", args.server_core, sys.executable, "-m", "app", "serve", "--port", str(port)],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results: dict[str, Any] = {"machine": machine, "run": run, "model_dir": str(model_dir),
+                               "redis": "private redis-server on the client core" if redis_proc else args.redis_url,
                                "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
         _wait_ready(port)
@@ -183,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         _cleanup(args, prefix, schema)
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
         shutil.rmtree(data_dir, ignore_errors=True)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
