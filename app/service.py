@@ -41,6 +41,7 @@ class Velocity:
 
     def __init__(self, store: Any, guard: RedisGuard | None) -> None:
         self.store, self.guard = store, guard
+        self._next_log = 0.0
 
     async def observe(self, txn: dict[str, Any]) -> tuple[dict[str, float], bool]:
         """(features, degraded). Degraded returns ``{}`` so ``vectorize`` applies its defaults."""
@@ -55,7 +56,10 @@ class Velocity:
                 self.guard.failed(exc)  # counts the error too
             else:
                 metrics.VELOCITY_ERRORS.inc()
-            log.warning("velocity store failed (%s); scoring degraded", type(exc).__name__)
+            now = time.monotonic()
+            if now >= self._next_log:  # at most one line a second: an outage must not flood the logs
+                self._next_log = now + 1.0
+                log.warning("velocity store failed (%s); scoring degraded", type(exc).__name__)
             return {}, True
         if self.guard is not None:
             self.guard.succeeded()

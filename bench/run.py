@@ -76,7 +76,8 @@ def _batch(port: int, n: int, repeats: int, run: str, reasons: bool = True) -> d
     import httpx
     import orjson
 
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+                          timeout=120)
     walls, server = [], []
     for r in range(repeats):
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port()
     machine = _machine()
     server = subprocess.Popen(["taskset", "-c", args.server_core, sys.executable, "-m", "app", "serve", "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(data_dir / "server.log").open("wb"))
     results: dict[str, Any] = {"machine": machine, "run": run, "model_dir": str(model_dir),
                                "redis": "private redis-server on the client core" if redis_proc else args.redis_url,
                                "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
