@@ -116,6 +116,18 @@ def _counters(port: int) -> dict[str, float]:
     return out
 
 
+def _script_cost(url: str) -> float | None:
+    """Redis CPU per velocity script (EVALSHA) over the run, from INFO commandstats."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats").get("cmdstat_evalsha")
+    finally:
+        client.close()
+    return float(stats["usec_per_call"]) if stats else None
+
+
 def _machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -189,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         results["batch"] = _batch(port, 1000, 20, run)
         results["batch_without_reasons"] = _batch(port, 1000, 20, run, reasons=False)
         results["counters"] = _counters(port)
+        results["redis_script_usec_per_call"] = _script_cost(args.redis_url)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -241,7 +254,8 @@ def _markdown(r: dict[str, Any]) -> str:
                      f"{x['p99_us'] / 1000:.2f} | {x['p999_us'] / 1000:.2f} | {x['non2xx']} | {x['socket_errors']} |")
     c = r["counters"]
     lines += ["", f"Scores over the run: {c['scored']:.0f}; scored degraded (without velocity features): {c['degraded']:.0f}; "
-              f"Redis errors/timeouts: {c['redis_errors']:.0f}", ""]
+              f"Redis errors/timeouts: {c['redis_errors']:.0f}; Redis CPU per velocity script: "
+              f"{r.get('redis_script_usec_per_call') or float('nan'):.0f} µs (INFO commandstats)", ""]
     for b in (r["batch"], r["batch_without_reasons"]):
         lines.append(f"Batch of {b['size']} {'with' if b['reasons'] else 'without'} reasons (median of {b['repeats']}): "
                      f"round trip {b['round_trip_ms_median']:.1f} ms (min {b['round_trip_ms_min']:.1f}); in the service "
