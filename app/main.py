@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def _check_model(name: str) -> None:
         if name != settings.model_name:
-            raise NotFound(f"unknown model {name!r}; this server serves {settings.model_name!r}", field="name")
+            raise NotFound(f"unknown model; this server serves {settings.model_name!r}", field="name")
 
     @app.post("/v1/score", response_model=ScoreResponse, tags=["scoring"], openapi_extra=_body_schema(Transaction),
               summary="Score one transaction")

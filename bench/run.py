@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     p.add_argument("--rates", default="500,1000,2000", help="fixed offered rates (requests/s)")
     p.add_argument("--connections", type=int, default=16, help="wrk connections at saturation")
-    p.add_argument("--paced-connections", type=int, default=16, help="wrk connections for fixed-rate runs")
+    p.add_argument("--paced-connections", type=int, default=64,
+                   help="wrk connections for fixed-rate runs (many, so the pause after each response dominates its latency)")
     p.add_argument("--model-dir", type=Path, help="model directory (default: the demo model, built once)")
     p.add_argument("--redis-url", default="",
                    help="Redis for velocity features (default: a private redis-server on a free port, pinned to the "
