@@ -94,7 +94,9 @@ def write_report(path: Path, meta: dict, figs: dict[str, str]) -> None:
     scen = m.get("per_scenario", {})
     scen_rows = "".join(
         f"<tr><td>{html.escape(s)}</td><td>{v['positives']}</td><td>{v['recall_at_review']:.3f}</td>"
-        f"<td>{v['recall_at_0.01_fpr']:.3f}</td><td>{v['average_precision']:.4f}</td></tr>"
+        f"<td>{v['recall_at_0.01_fpr']:.3f}</td><td>{v['average_precision']:.4f}</td>"
+        f"<td>{v.get('fraud_amount', float('nan')):,.0f}</td><td>{v.get('stopped_amount', float('nan')):,.0f}</td>"
+        f"<td>{v.get('stopped_amount_baseline', float('nan')):,.0f}</td></tr>"
         for s, v in scen.items())
     cost = m.get("cost", {})
     cost_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,.2f}</td></tr>" for k, v in cost.items())
@@ -114,7 +116,7 @@ Chosen hyper-parameters: <code>{html.escape(str(meta['training']['hyperparameter
 (risk score {th['decline_risk_score']}); costs {html.escape(str(meta['costs']))}.</p>
 <table><tr><th>cut-off</th><th>risk score</th><th>precision</th><th>recall</th><th>flag rate</th><th>FPR</th></tr>{rows}</table>
 <h2>Cost on the held-out period</h2><table>{cost_rows}</table>
-{'<h2>Per fraud scenario</h2><table><tr><th>scenario</th><th>frauds</th><th>recall at review cut-off</th><th>recall @1% FPR</th><th>AUPRC vs legitimate</th></tr>' + scen_rows + '</table>' if scen else ''}
+{'<h2>Per fraud scenario</h2><table><tr><th>scenario</th><th>frauds</th><th>recall at review cut-off</th><th>recall @1% FPR</th><th>AUPRC vs legitimate</th><th>fraud amount</th><th>stopped (model)</th><th>stopped (baseline)</th></tr>' + scen_rows + '</table>' if scen else ''}
 <h2>Plots</h2>
 {_img(figs['pr'], 'Precision-recall curve')}{_img(figs['roc'], 'ROC curve')}
 {_img(figs['calibration'], 'Calibration')}{_img(figs['scores'], 'Score distribution by class')}

@@ -13,6 +13,7 @@ import pytest
 from app.features import FEATURE_NAMES, vectorize
 from app.risk import risk_score
 from app.training.demo import build_demo_model
+from app.training.simulate import SCENARIOS
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,13 @@ def test_demo_model_directory(demo_dir):
     assert meta["metrics"]["test"]["average_precision"] > 0.5  # a working model, not noise
     assert meta["training"]["onnx_max_abs_diff"] <= 1e-5
     assert (out / "report.html").stat().st_size > 10_000
+    scen = meta["metrics"]["per_scenario"]
+    assert set(scen) == set(SCENARIOS)
+    for v in scen.values():
+        assert 0 <= v["stopped_amount"] <= v["fraud_amount"] and 0 <= v["recall_at_review"] <= 1
+    c = meta["metrics"]["cost"]
+    assert c["saved_vs_approve_all"] == pytest.approx(c["approve_all"] - c["model"])
+    assert c["model"] < c["approve_all"]
 
     sess = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["input"]
