@@ -55,3 +55,17 @@ def test_demo_model_directory(demo_dir):
     probs = sess.run(["probabilities"], {"input": np.repeat(x, 3, axis=0)})[0]
     assert probs.shape == (3, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_summary_of_a_model_directory(demo_dir, capsys):
+    from app.training.summary import main
+
+    out, _ = demo_dir
+    meta = json.loads((out / "model.json").read_text())
+    assert main([str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"{meta['metrics']['test']['average_precision']:.4f}" in text
+    for scenario in SCENARIOS:
+        assert f"| {scenario} |" in text
+    assert main([str(out / "missing")]) == 2
+    assert "cannot read" in capsys.readouterr().err
