@@ -12,7 +12,6 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 
@@ -53,11 +52,23 @@ def figures(y: np.ndarray, p: np.ndarray, p_base: np.ndarray | None,
     out["roc"] = _png(fig)
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    frac, mean = calibration_curve(y, p, n_bins=10, strategy="quantile")
-    ax.plot(mean, frac, "o-", label="model")
-    ax.plot([1e-5, 1], [1e-5, 1], "k--", lw=1, label="perfect")
+    # Log-spaced bins: at 0.1-1% fraud almost all rows sit below 1e-3, where
+    # quantile bins would hold no fraud at all and vanish from a log plot.
+    edges = np.logspace(-6, 0, 13)
+    idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    mean, frac, n = [], [], []
+    for b in range(len(edges) - 1):
+        sel = idx == b
+        if sel.sum() >= 20 and y[sel].sum() > 0:
+            mean.append(p[sel].mean())
+            frac.append(y[sel].mean())
+            n.append(int(sel.sum()))
+    ax.plot(mean, frac, "o-", label="model (bins with fraud, >= 20 rows)")
+    for xm, fr, cnt in zip(mean, frac, n):
+        ax.annotate(f"{cnt:,}", (xm, fr), fontsize=7, xytext=(3, -8), textcoords="offset points")
+    ax.plot([1e-6, 1], [1e-6, 1], "k--", lw=1, label="perfect")
     ax.set(xscale="log", yscale="log", xlabel="predicted probability", ylabel="observed fraud rate",
-           title="Calibration (quantile bins)")
+           title="Calibration (log-spaced bins, row counts)")
     ax.legend()
     out["calibration"] = _png(fig)
 
