@@ -1,9 +1,18 @@
 """fraudstack: reads the stack config, wires the components, exports the outputs. Nothing else."""
 
 import pulumi
+import pulumi_aws as aws
 
+from components.alarms import Alarms, AlarmsArgs, Thresholds, member_cluster_ids
+from components.cache import Cache, CacheArgs
+from components.cluster import AddonVersionsSpec, Cluster, ClusterArgs, NodeGroupSpec
 from components.config import NatStrategy, load_stack_config
+from components.database import Database, DatabaseArgs
+from components.endpoints import SERVICES, Endpoints, EndpointsArgs
+from components.keys import PLATFORM_PURPOSES, Keys, KeysArgs
 from components.network import Network, NetworkArgs
+from components.registry import Registry, RegistryArgs
+from components.secrets import Secrets, SecretsArgs
 from components.tags import required_tags
 
 cfg = load_stack_config()
@@ -25,6 +34,196 @@ network = Network(
     ),
 )
 
+keys = Keys(
+    "keys",
+    KeysArgs(
+        purposes=PLATFORM_PURPOSES,
+        deletion_window_days=cfg.keys.deletion_window_days,
+        rotation_period_days=cfg.keys.rotation_period_days,
+        admin_role_arns=cfg.keys.admin_role_arns,
+        tags=tags,
+        name_prefix=name_prefix,
+    ),
+)
+
+account_id = aws.get_caller_identity_output().account_id
+
+
+def _node_group(spec) -> NodeGroupSpec:
+    return NodeGroupSpec(
+        instance_types=spec.instance_types,
+        min_size=spec.min_size,
+        desired_size=spec.desired_size,
+        max_size=spec.max_size,
+        disk_size_gib=spec.disk_size_gib,
+        capacity_type=spec.capacity_type,
+    )
+
+
+cluster = Cluster(
+    "eks",
+    ClusterArgs(
+        cluster_name=name_prefix,
+        kubernetes_version=cfg.cluster.kubernetes_version,
+        region=cfg.region,
+        vpc_id=network.vpc_id,
+        vpc_cidr=network.vpc_cidr,
+        private_subnet_ids=network.private_subnet_ids,
+        secrets_key_arn=keys.key_arns["eks"],
+        ebs_key_arn=keys.key_arns["ebs"],
+        logs_key_arn=keys.key_arns["logs"],
+        admin_role_arns=cfg.cluster.admin_role_arns,
+        cpu_nodes=_node_group(cfg.cluster.cpu_nodes),
+        gpu_nodes=_node_group(cfg.cluster.gpu_nodes),
+        addon_versions=AddonVersionsSpec(
+            vpc_cni=cfg.cluster.addons.vpc_cni,
+            coredns=cfg.cluster.addons.coredns,
+            kube_proxy=cfg.cluster.addons.kube_proxy,
+            cloudwatch_observability=cfg.cluster.addons.cloudwatch_observability,
+        ),
+        nvidia_device_plugin_version=cfg.cluster.nvidia_device_plugin_version,
+        cluster_autoscaler_version=cfg.cluster.cluster_autoscaler_version,
+        public_access_cidrs=cfg.cluster.public_access_cidrs,
+        private_access_cidrs=cfg.cluster.private_access_cidrs,
+        log_retention_days=cfg.cluster.log_retention_days,
+        deletion_protection=cfg.cluster.deletion_protection,
+        tags=tags,
+    ),
+)
+
+# Security groups admitted to the database and the cache (the cluster's nodes), and roles
+# allowed to read the service's secrets (the scoring service's role once it exists).
+data_clients: dict[str, pulumi.Input[str]] = {"cluster-nodes": cluster.node_security_group.id}
+secret_readers: list[pulumi.Input[str]] = []
+
+secrets = Secrets(
+    "secrets",
+    SecretsArgs(
+        name_prefix=name_prefix,
+        tags=tags,
+        kms_key_arn=keys.key_arns["secrets"],
+        recovery_window_days=cfg.secrets.recovery_window_days,
+        api_key_clients=cfg.secrets.api_key_clients,
+        api_key_length=cfg.secrets.api_key_length,
+        hmac_key_length=cfg.secrets.hmac_key_length,
+        reader_role_arns=secret_readers,
+    ),
+)
+
+database = Database(
+    "database",
+    DatabaseArgs(
+        name_prefix=name_prefix,
+        tags=tags,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.isolated_subnet_ids,
+        allowed_security_group_ids=data_clients,
+        kms_key_arn=keys.key_arns["database"],
+        secrets_kms_key_arn=keys.key_arns["secrets"],
+        logs_kms_key_arn=keys.key_arns["logs"],
+        engine_version=cfg.database.engine_version,
+        instance_class=cfg.database.instance_class,
+        allocated_storage_gb=cfg.database.allocated_storage_gb,
+        max_allocated_storage_gb=cfg.database.max_allocated_storage_gb,
+        multi_az=cfg.database.multi_az,
+        backup_retention_days=cfg.database.backup_retention_days,
+        backup_window=cfg.database.backup_window,
+        maintenance_window=cfg.database.maintenance_window,
+        performance_insights_retention_days=cfg.database.performance_insights_retention_days,
+        monitoring_interval_seconds=cfg.database.monitoring_interval_seconds,
+        ca_cert_identifier=cfg.database.ca_cert_identifier,
+        log_min_duration_ms=cfg.database.log_min_duration_ms,
+        log_retention_days=cfg.database.log_retention_days,
+        deletion_protection=cfg.database.deletion_protection,
+    ),
+)
+
+cache = Cache(
+    "cache",
+    CacheArgs(
+        name_prefix=name_prefix,
+        tags=tags,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.isolated_subnet_ids,
+        allowed_security_group_ids=data_clients,
+        kms_key_arn=keys.key_arns["cache"],
+        logs_kms_key_arn=keys.key_arns["logs"],
+        auth_token=secrets.redis_auth_token,
+        engine_version=cfg.cache.engine_version,
+        node_type=cfg.cache.node_type,
+        replicas=cfg.cache.replicas,
+        multi_az=cfg.cache.multi_az,
+        snapshot_retention_days=cfg.cache.snapshot_retention_days,
+        snapshot_window=cfg.cache.snapshot_window,
+        maintenance_window=cfg.cache.maintenance_window,
+        log_retention_days=cfg.cache.log_retention_days,
+    ),
+)
+
+endpoints = Endpoints(
+    "endpoints",
+    EndpointsArgs(
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        node_security_group_id=cluster.node_security_group.id,
+        region=cfg.region,
+        account_id=account_id,
+        model_ids=cfg.bedrock.model_ids,
+        services=[key for key in SERVICES if getattr(cfg.endpoints, key)],
+        name_prefix=name_prefix,
+        tags=tags,
+    ),
+)
+
+registry = Registry(
+    "registry",
+    RegistryArgs(
+        repository_name=cfg.registry.repository_name,
+        key_arn=keys.key_arns["ecr"],
+        keep_last_images=cfg.registry.keep_last_images,
+        untagged_expiry_days=cfg.registry.untagged_expiry_days,
+        tags=tags,
+    ),
+)
+
+limits = cfg.alarms
+alarms = Alarms(
+    "alarms",
+    AlarmsArgs(
+        name_prefix=name_prefix,
+        region=cfg.region,
+        account_id=account_id,
+        environment=cfg.environment,
+        topic_key_arn=keys.key_arns["sns"],
+        db_instance_id=database.identifier,
+        cache_cluster_ids=member_cluster_ids(cache.replication_group_id, 1 + cfg.cache.replicas),
+        cluster_name=cluster.cluster_name,
+        service_namespace=limits.service.namespace,
+        service_deployment=limits.service.deployment,
+        thresholds=Thresholds(
+            db_cpu_percent=limits.database.cpu_percent,
+            db_free_storage_gib=limits.database.free_storage_gib,
+            db_freeable_memory_mib=limits.database.freeable_memory_mib,
+            db_read_latency_ms=limits.database.read_latency_ms,
+            db_write_latency_ms=limits.database.write_latency_ms,
+            db_connections=limits.database.connections,
+            cache_engine_cpu_percent=limits.cache.engine_cpu_percent,
+            cache_memory_percent=limits.cache.memory_percent,
+            cache_evictions=limits.cache.evictions,
+            cache_replication_lag_seconds=limits.cache.replication_lag_seconds,
+            node_cpu_percent=limits.nodes.cpu_percent,
+            node_memory_percent=limits.nodes.memory_percent,
+            pod_restarts=limits.nodes.pod_restarts,
+            service_p99_latency_ms=limits.service.p99_latency_ms,
+            service_error_rate_percent=limits.service.error_rate_percent,
+        ),
+        email=limits.email,
+        period_seconds=limits.period_seconds,
+        evaluation_periods=limits.evaluation_periods,
+        tags=tags,
+    ),
+)
+
 pulumi.export("environment", cfg.environment)
 pulumi.export("region", cfg.region)
 pulumi.export("vpcId", network.vpc_id)
@@ -36,3 +235,30 @@ pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("isolatedSubnetIds", network.isolated_subnet_ids)
 pulumi.export("natGatewayIds", network.nat_gateway_ids)
 pulumi.export("flowLogGroupName", network.flow_log_group_name)
+pulumi.export("kmsKeyArns", keys.key_arns)
+pulumi.export("kmsKeyAliases", keys.alias_names)
+pulumi.export("secretArns", secrets.secret_arns)
+pulumi.export("databaseIdentifier", database.identifier)
+pulumi.export("databaseEndpoint", database.endpoint)
+pulumi.export("databaseAddress", database.address)
+pulumi.export("databasePort", database.port)
+pulumi.export("databaseName", database.database_name)
+pulumi.export("databaseSecurityGroupId", database.security_group_id)
+pulumi.export("databaseMasterUserSecretArn", database.master_user_secret_arn)
+pulumi.export("cacheReplicationGroupId", cache.replication_group_id)
+pulumi.export("cacheMemberClusterIds", cache.member_cluster_ids)
+pulumi.export("cachePrimaryEndpoint", cache.primary_endpoint)
+pulumi.export("cacheReaderEndpoint", cache.reader_endpoint)
+pulumi.export("cachePort", cache.port)
+pulumi.export("cacheSecurityGroupId", cache.security_group_id)
+pulumi.export("clusterName", cluster.cluster_name)
+pulumi.export("clusterEndpoint", cluster.endpoint)
+pulumi.export("clusterOidcProviderArn", cluster.oidc_provider_arn)
+pulumi.export("clusterOidcIssuerUrl", cluster.oidc_issuer_url)
+pulumi.export("nodeSecurityGroupId", cluster.node_security_group.id)
+pulumi.export("vpcEndpointIds", {key: e.id for key, e in endpoints.endpoints.items()})
+pulumi.export("vpcEndpointSecurityGroupId", endpoints.security_group.id)
+pulumi.export("repositoryUrl", registry.repository_url)
+pulumi.export("alarmTopicArn", alarms.topic_arn)
+pulumi.export("alarmNames", [a.name for a in alarms.alarms.values()])
+pulumi.export("dashboardName", alarms.dashboard.dashboard_name)

@@ -35,6 +35,15 @@ from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from components.cluster_config import (
+    AlarmsConfig,
+    BedrockConfig,
+    ClusterConfig,
+    EndpointsConfig,
+    RegistryConfig,
+    cluster_tier_problems,
+)
+
 NAMESPACE = "fraudstack"
 
 #: Retention values CloudWatch Logs accepts (anything else is rejected at deploy time).
@@ -109,6 +118,226 @@ class NetworkConfig(ConfigModel):
         return _check_retention(value)
 
 
+# --------------------------------------------------------------------------- data tier
+
+#: Instance class families RDS PostgreSQL offers that we accept (Graviton and current
+#: Intel generations; ``db.t*`` are burstable and refused in production).
+DB_INSTANCE_FAMILIES = ("t3", "t4g", "m5", "m6g", "m6i", "m7g", "m7i", "r5", "r6g", "r6i", "r7g", "r7i", "x2g")
+#: ElastiCache node families we accept (``cache.t*`` burstable, refused in production).
+CACHE_NODE_FAMILIES = ("t3", "t4g", "m5", "m6g", "m7g", "r5", "r6g", "r7g")
+_SIZES = r"(micro|small|medium|large|xlarge|[1-9][0-9]?xlarge)"
+_DB_CLASS_RE = re.compile(rf"^db\.([a-z0-9]+)\.{_SIZES}$")
+_CACHE_NODE_RE = re.compile(rf"^cache\.([a-z0-9]+)\.{_SIZES}$")
+#: PostgreSQL majors RDS supports in standard support (older majors cost extended support).
+POSTGRES_MAJORS = (15, 16, 17, 18)
+#: RDS CA certificates that are current (rds-ca-2019 expired in 2024).
+RDS_CA_CERTIFICATES = ("rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1")
+_DAILY_WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+_WEEKLY_WINDOW_RE = re.compile(
+    r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)-(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)$"
+)
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_IAM_ROLE_ARN_RE = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_CLIENT_RE = re.compile(r"^[a-z][a-z0-9-]{1,40}$")
+
+
+def _daily_minutes(window: str) -> tuple[int, int]:
+    m = _DAILY_WINDOW_RE.match(window)
+    if not m:
+        raise ValueError(f"{window!r} is not a UTC window hh:mm-hh:mm")
+    start, end = int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
+    length = (end - start) % 1440
+    if length < 30:
+        raise ValueError(f"{window!r} must last at least 30 minutes")
+    return start, length
+
+
+def _weekly_minutes(window: str) -> tuple[int, int]:
+    m = _WEEKLY_WINDOW_RE.match(window)
+    if not m:
+        raise ValueError(f"{window!r} is not a UTC window ddd:hh:mm-ddd:hh:mm (e.g. sun:04:30-sun:05:30)")
+    start = _DAYS.index(m[1]) * 1440 + int(m[2]) * 60 + int(m[3])
+    end = _DAYS.index(m[4]) * 1440 + int(m[5]) * 60 + int(m[6])
+    length = (end - start) % (7 * 1440)
+    if length < 60:
+        raise ValueError(f"{window!r} must last at least 60 minutes")
+    return start, length
+
+
+def windows_overlap(daily: str, weekly: str) -> bool:
+    """Whether a daily window (backups, snapshots) overlaps a weekly maintenance window."""
+    d_start, d_len = _daily_minutes(daily)
+    w_start, w_len = _weekly_minutes(weekly)
+    week = 7 * 1440
+    for day in range(8):  # a daily window starting late on sunday runs into monday
+        s = (day * 1440 + d_start) % week
+        for a, b in ((s, s + d_len), (s - week, s - week + d_len)):
+            if a < w_start + w_len and w_start < b:
+                return True
+    return False
+
+
+class KeysConfig(ConfigModel):
+    """``fraudstack:keys``: the customer-managed KMS keys, one per purpose."""
+
+    deletion_window_days: int = Field(30, ge=7, le=30, description="Days a scheduled key deletion waits, 7-30 (production: 30).")
+    rotation_period_days: int = Field(365, ge=90, le=2560, description="Days between automatic rotations of the key material, 90-2560.")
+    admin_role_arns: tuple[str, ...] = Field(default_factory=tuple, description="IAM roles allowed to administer (never use) the keys, besides IAM through the account root.")
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not _IAM_ROLE_ARN_RE.match(arn):
+                raise ValueError(f"{arn!r} is not an IAM role ARN")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a role twice")
+        return value
+
+
+class DatabaseConfig(ConfigModel):
+    """``fraudstack:database``: the RDS PostgreSQL audit-trail database."""
+
+    engine_version: str = Field("17.6", description="PostgreSQL `major.minor` (majors 15-18).")
+    instance_class: str = Field("db.r7g.large", description="RDS instance class, e.g. `db.r7g.large` (production: not burstable `db.t*`).")
+    allocated_storage_gb: int = Field(100, ge=20, le=65536, description="Initial gp3 storage in GiB.")
+    max_allocated_storage_gb: int = Field(500, ge=20, le=65536, description="Storage autoscaling ceiling in GiB (>= allocatedStorageGb).")
+    multi_az: bool = Field(True, description="Standby in a second AZ (production: true).")
+    backup_retention_days: int = Field(14, description="Automated backup retention, 7-35 days (production: at least 14).")
+    backup_window: str = Field("02:00-03:00", description="Daily backup window, UTC `hh:mm-hh:mm`.")
+    maintenance_window: str = Field("sun:04:00-sun:05:00", description="Weekly maintenance window, UTC `ddd:hh:mm-ddd:hh:mm`, not overlapping the backup window.")
+    performance_insights_retention_days: int = Field(7, description="Performance Insights retention: 7, a multiple of 31 up to 713, or 731.")
+    monitoring_interval_seconds: Literal[1, 5, 10, 15, 30, 60] = Field(60, description="Enhanced monitoring granularity in seconds.")
+    ca_cert_identifier: str = Field("rds-ca-rsa2048-g1", description="Server certificate authority (a current one).")
+    log_min_duration_ms: int = Field(500, ge=0, le=600000, description="Statements slower than this are logged (`log_min_duration_statement`).")
+    log_retention_days: int = Field(365, description="Retention of the exported PostgreSQL logs (production: at least 365, PCI DSS 10.5.1).")
+    deletion_protection: bool = Field(True, description="Refuse to delete the instance (production: true).")
+
+    @field_validator("engine_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        m = re.match(r"^(\d+)\.(\d+)$", value)
+        if not m:
+            raise ValueError(f"{value!r} is not a PostgreSQL version major.minor such as 17.6")
+        if int(m[1]) not in POSTGRES_MAJORS:
+            raise ValueError(f"PostgreSQL {m[1]} is not a supported major ({', '.join(map(str, POSTGRES_MAJORS))})")
+        return value
+
+    @field_validator("instance_class")
+    @classmethod
+    def _class(cls, value: str) -> str:
+        m = _DB_CLASS_RE.match(value)
+        if not m or m[1] not in DB_INSTANCE_FAMILIES:
+            raise ValueError(
+                f"{value!r} is not a known RDS instance class (db.<family>.<size>, families: {', '.join(DB_INSTANCE_FAMILIES)})"
+            )
+        return value
+
+    @field_validator("backup_retention_days")
+    @classmethod
+    def _backup(cls, value: int) -> int:
+        if not 7 <= value <= 35:
+            raise ValueError(f"must be 7-35 days, got {value}")
+        return value
+
+    @field_validator("backup_window")
+    @classmethod
+    def _bwindow(cls, value: str) -> str:
+        _daily_minutes(value)
+        return value
+
+    @field_validator("maintenance_window")
+    @classmethod
+    def _mwindow(cls, value: str) -> str:
+        _weekly_minutes(value)
+        return value
+
+    @field_validator("performance_insights_retention_days")
+    @classmethod
+    def _pi(cls, value: int) -> int:
+        if value != 7 and value != 731 and not (value % 31 == 0 and 31 <= value <= 713):
+            raise ValueError(f"{value} is not 7, a multiple of 31 up to 713, or 731")
+        return value
+
+    @field_validator("ca_cert_identifier")
+    @classmethod
+    def _ca(cls, value: str) -> str:
+        if value not in RDS_CA_CERTIFICATES:
+            raise ValueError(f"{value!r} is not a current RDS CA ({', '.join(RDS_CA_CERTIFICATES)})")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _logs(cls, value: int) -> int:
+        return _check_retention(value)
+
+
+class CacheConfig(ConfigModel):
+    """``fraudstack:cache``: the ElastiCache Redis velocity store."""
+
+    engine_version: str = Field("7.1", description="Redis OSS 7 version (`7.0` or `7.1`).")
+    node_type: str = Field("cache.r7g.large", description="Node type, e.g. `cache.r7g.large` (production: not burstable `cache.t*`).")
+    replicas: int = Field(2, ge=0, le=5, description="Read replicas besides the primary (production: at least 1, for automatic failover).")
+    multi_az: bool = Field(True, description="Spread nodes over AZs with automatic failover (production: true; needs a replica).")
+    snapshot_retention_days: int = Field(7, ge=1, le=35, description="Daily snapshots kept, 1-35 (production: at least 7).")
+    snapshot_window: str = Field("03:00-04:00", description="Daily snapshot window, UTC `hh:mm-hh:mm`.")
+    maintenance_window: str = Field("sun:05:00-sun:06:00", description="Weekly maintenance window, UTC, not overlapping the snapshot window.")
+    log_retention_days: int = Field(365, description="Retention of the slow-log and engine-log groups (production: at least 365).")
+
+    @field_validator("engine_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in ("7.0", "7.1"):
+            raise ValueError(f"{value!r} is not a Redis OSS 7 version ElastiCache offers (7.0, 7.1)")
+        return value
+
+    @field_validator("node_type")
+    @classmethod
+    def _node(cls, value: str) -> str:
+        m = _CACHE_NODE_RE.match(value)
+        if not m or m[1] not in CACHE_NODE_FAMILIES:
+            raise ValueError(
+                f"{value!r} is not a known ElastiCache node type (cache.<family>.<size>, families: {', '.join(CACHE_NODE_FAMILIES)})"
+            )
+        return value
+
+    @field_validator("snapshot_window")
+    @classmethod
+    def _swindow(cls, value: str) -> str:
+        _daily_minutes(value)
+        return value
+
+    @field_validator("maintenance_window")
+    @classmethod
+    def _mwindow(cls, value: str) -> str:
+        _weekly_minutes(value)
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _logs(cls, value: int) -> int:
+        return _check_retention(value)
+
+
+class SecretsConfig(ConfigModel):
+    """``fraudstack:secrets``: the service's generated secrets."""
+
+    recovery_window_days: int = Field(30, ge=7, le=30, description="Days a deleted secret can be restored, 7-30 (production: 30).")
+    api_key_clients: tuple[str, ...] = Field(default_factory=lambda: ("payment-gateway",), min_length=1, description="Clients of /score that each get a generated API key.")
+    api_key_length: int = Field(48, ge=32, le=128, description="Length of each generated API key.")
+    hmac_key_length: int = Field(64, ge=32, le=128, description="Length of the generated HMAC signing key.")
+
+    @field_validator("api_key_clients")
+    @classmethod
+    def _clients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for client in value:
+            if not _CLIENT_RE.match(client):
+                raise ValueError(f"{client!r}: client names are lowercase letters, digits and dashes")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a client twice")
+        return value
+
+
 class StackConfig(ConfigModel):
     """Every per-environment value of the platform, validated."""
 
@@ -120,6 +349,15 @@ class StackConfig(ConfigModel):
     pci_scope: bool = Field(True, description="Whether the stack is in PCI DSS scope, the `pci-scope` tag.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags added to every resource.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="VPC, subnets, NAT, flow logs.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="EKS control plane, access and node groups.")
+    endpoints: EndpointsConfig = Field(default_factory=EndpointsConfig, description="Interface VPC endpoints of the private subnets.")
+    bedrock: BedrockConfig = Field(default_factory=BedrockConfig, description="Bedrock models the service may invoke.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="ECR repository of the scoring image.")
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm notifications and thresholds.")
+    keys: KeysConfig = Field(default_factory=KeysConfig, description="Customer-managed KMS keys.")
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="RDS PostgreSQL audit database.")
+    cache: CacheConfig = Field(default_factory=CacheConfig, description="ElastiCache Redis velocity store.")
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig, description="Generated service secrets.")
 
     @field_validator("environment")
     @classmethod
@@ -200,6 +438,50 @@ def _extra_tags(cfg: StackConfig) -> Iterable[tuple[str, str]]:
             yield f"tags.{key}", "tag keys are 1 to 128 characters"
         elif len(value) > 256:
             yield f"tags.{key}", "tag values are at most 256 characters"
+
+
+@invariant
+def _cluster_tier(cfg: StackConfig) -> Iterable[tuple[str, str]]:
+    yield from cluster_tier_problems(cfg.is_production, cfg.cluster, cfg.endpoints, cfg.alarms)
+
+
+@invariant
+def _data_tier(cfg: StackConfig) -> Iterable[tuple[str, str]]:
+    db, cache = cfg.database, cfg.cache
+    if db.max_allocated_storage_gb < db.allocated_storage_gb:
+        yield "database.maxAllocatedStorageGb", f"{db.max_allocated_storage_gb} is below allocatedStorageGb ({db.allocated_storage_gb})"
+    if windows_overlap(db.backup_window, db.maintenance_window):
+        yield "database.maintenanceWindow", f"{db.maintenance_window} overlaps backupWindow {db.backup_window}"
+    if windows_overlap(cache.snapshot_window, cache.maintenance_window):
+        yield "cache.maintenanceWindow", f"{cache.maintenance_window} overlaps snapshotWindow {cache.snapshot_window}"
+    if cache.multi_az and cache.replicas < 1:
+        yield "cache.multiAz", "Multi-AZ needs at least one replica (cache.replicas)"
+    if not cfg.is_production:
+        return
+    if not db.multi_az:
+        yield "database.multiAz", "production needs a Multi-AZ database"
+    if db.backup_retention_days < 14:
+        yield "database.backupRetentionDays", f"production needs at least 14 days, got {db.backup_retention_days}"
+    if not db.deletion_protection:
+        yield "database.deletionProtection", "production needs deletion protection"
+    if db.instance_class.split(".")[1].startswith("t"):
+        yield "database.instanceClass", f"{db.instance_class} is burstable; production needs a db.m* or db.r* class"
+    if db.log_retention_days < 365:
+        yield "database.logRetentionDays", f"production keeps database logs at least 365 days, got {db.log_retention_days}"
+    if cache.replicas < 1:
+        yield "cache.replicas", "production needs at least one replica for automatic failover"
+    if not cache.multi_az:
+        yield "cache.multiAz", "production needs Multi-AZ Redis"
+    if cache.snapshot_retention_days < 7:
+        yield "cache.snapshotRetentionDays", f"production needs at least 7 days, got {cache.snapshot_retention_days}"
+    if cache.node_type.split(".")[1].startswith("t"):
+        yield "cache.nodeType", f"{cache.node_type} is burstable; production needs a cache.m* or cache.r* type"
+    if cache.log_retention_days < 365:
+        yield "cache.logRetentionDays", f"production keeps cache logs at least 365 days, got {cache.log_retention_days}"
+    if cfg.keys.deletion_window_days != 30:
+        yield "keys.deletionWindowDays", f"production needs the 30-day maximum, got {cfg.keys.deletion_window_days}"
+    if cfg.secrets.recovery_window_days != 30:
+        yield "secrets.recoveryWindowDays", f"production needs the 30-day maximum, got {cfg.secrets.recovery_window_days}"
 
 
 # --------------------------------------------------------------------------- loading

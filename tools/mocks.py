@@ -288,6 +288,9 @@ def _ec2(kind: str) -> Callable[[FraudstackMocks, str, str, dict], dict]:
                        networkInterfaceIds=[f"eni-{_hex('vpce-eni', name, str(i))}" for i in range(len(inputs.get("subnetIds") or []))])
         if kind == "security-group":
             out["name"] = inputs.get("name") or physical
+        if kind == "launch-template":
+            # EKS node groups pin a template version; the first one is 1.
+            out.update(latestVersion=1, defaultVersion=1)
         return out
 
     return produce
@@ -354,7 +357,11 @@ def _rds_instance(m: FraudstackMocks, name: str, physical: str, inputs: dict) ->
     port = int(inputs.get("port") or 5432)
     return {"__id__": ident, "identifier": ident, "arn": m.arn("rds", f"db:{ident}"), "address": address, "port": port,
             "endpoint": f"{address}:{port}", "resourceId": "db-" + _hex("dbi", name, length=26).upper(),
-            "hostedZoneId": "Z29XKXDKYMONMX", "status": "available"}
+            "hostedZoneId": "Z29XKXDKYMONMX", "status": "available",
+            # RDS names the secret it manages "rds!db-<uuid>" and encrypts it with the given key.
+            "masterUserSecrets": [{"secretArn": m.arn("secretsmanager", f"secret:rds!db-{_uuid('rds-secret', name)}-{_hex('s', name, length=6)}"),
+                                   "kmsKeyId": inputs.get("masterUserSecretKmsKeyId"), "secretStatus": "active"}]
+            if inputs.get("manageMasterUserPassword") else []}
 
 
 def _rds_named(kind: str) -> Callable[[FraudstackMocks, str, str, dict], dict]:
