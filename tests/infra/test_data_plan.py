@@ -198,14 +198,15 @@ def test_data_security_groups_have_no_inline_rules_and_no_open_cidr(plan):
         assert inputs["description"] and inputs["vpcId"] == plan["outputs"]["vpcId"]
     rule_types = ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
     data_rules = [r for t in rule_types for r in _of(plan, t) if r["parent"] in ("database", "cache")]
-    # Until the cluster's node security group is passed in, nobody reaches the data tier.
+    # Only the cluster's nodes reach the data tier.
     for rule in data_rules:
         inputs = rule["inputs"]
         assert rule["type"] == rule_types[0]
         assert inputs["referencedSecurityGroupId"].startswith("sg-") and inputs["description"]
         assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(inputs)
         assert (inputs["fromPort"], inputs["toPort"]) == ((5432, 5432) if rule["parent"] == "database" else (6379, 6379))
-    assert data_rules == []
+    assert sorted(r["name"] for r in data_rules) == ["cache-sg-from-cluster-nodes", "database-sg-from-cluster-nodes"]
+    assert {r["inputs"]["referencedSecurityGroupId"] for r in data_rules} == {plan["outputs"]["nodeSecurityGroupId"]}
     for t in rule_types:
         for rule in _of(plan, t):
             assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
