@@ -68,6 +68,8 @@ class StackShape:
     db_multi_az: bool
     cache_node_type: str
     cache_nodes: int
+    p99_alarm_ms: float = 0.0
+    """The stack's p99 latency alarm threshold (``alarms.service.p99LatencyMs``)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ def stack_shape(stack: str) -> StackShape:
         db_multi_az=cfg.database.multi_az,
         cache_node_type=cfg.cache.node_type,
         cache_nodes=1 + cfg.cache.replicas,
+        p99_alarm_ms=float(cfg.alarms.service.p99_latency_ms),
     )
 
 
@@ -256,9 +259,10 @@ def render(bench: Benchmark, inputs: dict[str, Any], shapes: Sequence[StackShape
             f"## {shape.name}",
             "",
             f"CPU nodes: `{shape.cpu_instance_type}` ({instance['vcpu']} vCPU, {instance['memory_gib']} GiB, "
-            f"{instance['hourly']:.4f} {cur}/h), {ppn} scoring pods per node; the stack allows "
+            f"{instance['hourly']:.4f} {cur}/h), {ppn} scoring pod{'' if ppn == 1 else 's'} per node; the stack allows "
             f"{shape.cpu_min_nodes}-{shape.cpu_max_nodes} nodes (`fraudstack:cluster.cpuNodes`).",
             "",
+            *_p99_warning(bench, shape),
             "| transactions/day | average/s | peak/s | pods | CPU nodes | compute/month | fixed/month | total/month |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
@@ -294,6 +298,18 @@ def render(bench: Benchmark, inputs: dict[str, Any], shapes: Sequence[StackShape
         "",
     ]
     return "\n".join(out)
+
+
+def _p99_warning(bench: Benchmark, shape: StackShape) -> list[str]:
+    if not shape.p99_alarm_ms or bench.p99_ms <= shape.p99_alarm_ms:
+        return []
+    return [
+        f"**The measured p99 ({bench.p99_ms:g} ms) is above this stack's p99 alarm "
+        f"(`alarms.service.p99LatencyMs` = {shape.p99_alarm_ms:g} ms):** at these figures the pods below "
+        "would keep the alarm firing. Re-measure on a quiet machine (BENCHMARKS.md) before using this "
+        "table for a budget.",
+        "",
+    ]
 
 
 def _latency_note(bench: Benchmark, per_pod: float) -> str:

@@ -110,6 +110,7 @@ def test_stack_shapes_come_from_the_stack_files():
         name="production", az_count=3, nat_gateways=3, interface_endpoints=6, cpu_instance_type="m7i.xlarge",
         cpu_min_nodes=3, cpu_max_nodes=12, gpu_instance_type="g6.xlarge", gpu_min_nodes=1,
         db_instance_class="db.r7g.large", db_multi_az=True, cache_node_type="cache.r7g.large", cache_nodes=3,
+        p99_alarm_ms=50,
     )
     staging = capacity.stack_shape("staging")
     assert (staging.nat_gateways, staging.gpu_min_nodes, staging.db_multi_az, staging.cache_nodes) == (1, 0, False, 1)
@@ -121,12 +122,30 @@ def test_prices_state_region_and_date(inputs):
     assert inputs["volumes_per_day"] == [1_000_000, 10_000_000, 100_000_000, 1_000_000_000]
 
 
+def test_a_p99_above_the_stacks_alarm_is_called_out():
+    from dataclasses import replace
+
+    assert capacity._p99_warning(BENCH, replace(SHAPE, p99_alarm_ms=50)) == []
+    slow = Benchmark(scores_per_worker_per_s=800, p99_ms=216, p99_at_rps=800)
+    (warning, _) = capacity._p99_warning(slow, replace(SHAPE, p99_alarm_ms=50))
+    assert "measured p99 (216 ms) is above this stack's p99 alarm" in warning and "= 50 ms" in warning
+
+
 def test_latency_note_tells_when_the_measured_p99_does_not_cover_the_pod_rate():
     assert "bounds the service's own p99" in capacity._latency_note(BENCH, 600)
     assert "--rates 900" in capacity._latency_note(BENCH, 900)
 
 
 # --------------------------------------------------------------------------- the document
+
+
+def test_capacity_doc_is_in_sync_with_the_command():
+    assert capacity.OUTPUT.read_text(encoding="utf-8") == capacity.build(), "run: python -m tools.capacity"
+
+
+def test_the_benchmarks_file_holds_the_capacity_line():
+    bench = read_benchmark(capacity.BENCHMARKS)
+    assert bench.scores_per_worker_per_s > 0 and bench.p99_ms > 0
 
 
 def test_check_mode_fails_on_a_stale_doc(tmp_path, monkeypatch):
