@@ -35,6 +35,12 @@ PURPOSE_SERVICES: dict[str, tuple[str, ...]] = {
     "sns": ("sns",),
 }
 
+#: Purposes whose key a role of ours calls directly, not through an AWS service: the EKS
+#: control plane's KMS plugin encrypts Secrets with the cluster role's own credentials, so
+#: a ``kms:ViaService`` condition would never match. Use is then delegated to IAM: only a
+#: principal of this account whose IAM policy names the key can use it.
+DIRECT_IAM_USE: frozenset[str] = frozenset({"eks"})
+
 #: Every purpose the platform needs a key for (the program makes all of them).
 PLATFORM_PURPOSES: tuple[str, ...] = tuple(PURPOSE_SERVICES)
 
@@ -128,6 +134,17 @@ def key_policy(
             },
         }
     )
+    if purpose in DIRECT_IAM_USE:
+        statements.append(
+            {
+                "Sid": "UseThroughIamPolicies",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": list(USE_ACTIONS),
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:CallerAccount": account_id}},
+            }
+        )
     # Services (RDS, ElastiCache, EKS, EBS, ...) hold grants rather than calling with
     # the caller's credentials; grants are allowed only for AWS resources.
     statements.append(
@@ -249,9 +266,10 @@ class Keys(pulumi.ComponentResource):
         if len(set(args.purposes)) != len(args.purposes):
             raise ValueError(f"duplicate key purposes in {list(args.purposes)}")
         child = pulumi.ResourceOptions(parent=self)
-        account_id = args.account_id or aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
-        region = args.region or aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        partition = args.partition or aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account_id = args.account_id or aws.get_caller_identity_output(opts=invoke).account_id
+        region = args.region or aws.get_region_output(opts=invoke).region
+        partition = args.partition or aws.get_partition_output(opts=invoke).partition
         admins = tuple(args.admin_role_arns)
 
         self.key_arns, self.key_ids, self.alias_names = {}, {}, {}

@@ -136,6 +136,8 @@ def test_database_parameter_group_forces_tls_and_logs_slow_statements(plan):
         "log_connections": ("1", "immediate"),
         "log_disconnections": ("1", "immediate"),
         "log_lock_waits": ("1", "immediate"),
+        "log_parameter_max_length": ("0", "immediate"),
+        "log_parameter_max_length_on_error": ("0", "immediate"),
     }
 
 
@@ -198,18 +200,36 @@ def test_data_security_groups_have_no_inline_rules_and_no_open_cidr(plan):
         assert inputs["description"] and inputs["vpcId"] == plan["outputs"]["vpcId"]
     rule_types = ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
     data_rules = [r for t in rule_types for r in _of(plan, t) if r["parent"] in ("database", "cache")]
-    # Only the cluster's nodes reach the data tier.
+    # Exactly one rule per data store, from the cluster's node security group only.
+    nodes = plan["outputs"]["nodeSecurityGroupId"]
+    assert nodes.startswith("sg-")
+    assert sorted((r["name"], r["type"]) for r in data_rules) == [
+        ("cache-sg-from-cluster-nodes", rule_types[0]), ("database-sg-from-cluster-nodes", rule_types[0]),
+    ]
     for rule in data_rules:
         inputs = rule["inputs"]
-        assert rule["type"] == rule_types[0]
-        assert inputs["referencedSecurityGroupId"].startswith("sg-") and inputs["description"]
+        assert inputs == {
+            "securityGroupId": plan["outputs"][f"{rule['parent']}SecurityGroupId"],
+            "referencedSecurityGroupId": nodes,
+            "ipProtocol": "tcp",
+            "fromPort": 5432 if rule["parent"] == "database" else 6379,
+            "toPort": 5432 if rule["parent"] == "database" else 6379,
+            "description": f"{'PostgreSQL' if rule['parent'] == 'database' else 'Redis'} from cluster-nodes",
+            "tags": inputs["tags"],
+        }
         assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(inputs)
         assert (inputs["fromPort"], inputs["toPort"]) == ((5432, 5432) if rule["parent"] == "database" else (6379, 6379))
-    assert sorted(r["name"] for r in data_rules) == ["cache-sg-from-cluster-nodes", "database-sg-from-cluster-nodes"]
-    assert {r["inputs"]["referencedSecurityGroupId"] for r in data_rules} == {plan["outputs"]["nodeSecurityGroupId"]}
-    # Nothing anywhere admits the internet (the nodes' HTTPS egress through NAT may leave).
-    for rule in _of(plan, rule_types[0]):
-        assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
+    assert {r["name"]: r["inputs"]["referencedSecurityGroupId"] for r in data_rules} == {
+        "database-sg-from-cluster-nodes": plan["outputs"]["nodeSecurityGroupId"],
+        "cache-sg-from-cluster-nodes": plan["outputs"]["nodeSecurityGroupId"],
+    }
+    for t in rule_types:
+        for rule in _of(plan, t):
+            # The one world-facing rule is the nodes' HTTPS egress through the NAT gateways.
+            if rule["name"] == "eks-nodes-to-https":
+                assert (rule["inputs"]["ipProtocol"], rule["inputs"]["fromPort"], rule["inputs"]["toPort"]) == ("tcp", 443, 443)
+                continue
+            assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
 
 
 def test_secrets_are_generated_encrypted_and_unreadable_without_a_reader(plan):
@@ -228,6 +248,7 @@ def test_secrets_are_generated_encrypted_and_unreadable_without_a_reader(plan):
             "Action": ["secretsmanager:GetSecretValue"], "Resource": p["inputs"]["secretArn"],
         }]
     passwords = {r["name"]: r["inputs"] for r in _of(plan, "random:index/randomPassword:RandomPassword", "secrets")}
+    assert all(i["special"] is False for i in passwords.values())  # URL-safe values
     assert {n: i["length"] for n, i in passwords.items()} == {
         "secrets-api-key-payment-gateway-value": 48, "secrets-hmac-signing-key-value": 64, "secrets-redis-auth-token-value": 64,
     }
@@ -243,7 +264,7 @@ def test_no_plaintext_secret_anywhere_in_the_plan(plan):
     for r in _of(plan, "random:index/randomPassword:RandomPassword"):
         _, outputs = mocks.new_resource(MockResourceArgs(r["type"], r["name"], dict(r["inputs"]), custom=True))
         generated.append(outputs["result"])
-    assert len(generated) == 3 and all(len(v) >= 48 for v in generated)
+    assert len(generated) >= 3 and all(len(v) >= 48 for v in generated)
     text = json.dumps(plan)
     for value in generated:
         assert value not in text
@@ -262,10 +283,10 @@ def test_no_plaintext_secret_anywhere_in_the_plan(plan):
 
     for r in plan["resources"]:
         walk(r["inputs"], f"{r['name']}:")
-    assert sorted(found) == sorted(
-        [("cache-replication-group:authToken", SECRET_MARKER)]
-        + [(f"secrets-{s}-version:secretString", SECRET_MARKER) for s in ("api-keys", "hmac-signing-key", "redis-auth-token")]
-    )
+    assert [f for f in found if f[1] != SECRET_MARKER] == []
+    assert {path for path, _ in found} >= {"cache-replication-group:authToken"} | {
+        f"secrets-{s}-version:secretString" for s in ("api-keys", "hmac-signing-key", "redis-auth-token")
+    }
 
 
 def test_outputs_for_the_next_components(plan):
@@ -301,3 +322,14 @@ def test_data_tier_passes_the_policy_pack(plan):
         "production": rotation,
     }[plan["stack"]]
     assert sorted((v["policy"], v["enforcement"], v["name"]) for v in violations) == sorted(expected)
+
+
+def test_reader_roles_from_config_may_read_the_secrets():
+    reader = "arn:aws:iam::123456789012:role/break-glass"
+    plan = run_program("staging", {"fraudstack:secrets": {"readerRoleArns": [reader]}})
+    policies = _of(plan, "aws:secretsmanager/secretPolicy:SecretPolicy", "secrets")
+    assert len(policies) == 3
+    for p in policies:
+        deny, allow = json.loads(p["inputs"]["policy"])["Statement"]
+        assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [reader]}}
+        assert allow["Principal"] == {"AWS": [reader]}
