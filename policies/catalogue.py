@@ -25,6 +25,7 @@ class Row:
     requirement: str
     applies: str
     scanner_ids: tuple[str, ...]
+    reason: str = ""  # why no rule implements it (k8s_rules.tsv's reason column)
 
 
 def _read(name: str) -> list[dict[str, str]]:
@@ -54,6 +55,16 @@ def _checkov_ids(cell: str) -> list[str]:
     return ids
 
 
+def _k8s_checkov_ids(cell: str) -> list[str]:
+    """The Kubernetes column lists bare CKV_K8S numbers ('37,28', '(23)') but may name
+    CKV2 graph checks in full ('CKV2_K8S_6', '49,155-158,CKV2_K8S_1-5')."""
+    if cell == "-":
+        return []
+    if "CKV" not in cell:
+        return [f"CKV_K8S_{n}" for n in _expand_numbers(cell)]
+    return _checkov_ids(cell if cell.startswith("CKV") else "CKV_K8S_" + cell)
+
+
 def _dedupe(items: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for i in items if i))
 
@@ -70,12 +81,12 @@ def rows() -> dict[str, Row]:
             ids += [f"awsguard:{g.strip()}" for g in r["AWSGuard"].split(",")]
         out[r["id"]] = Row(r["id"], r["resource"], r["requirement"], r["applies"], _dedupe(ids))
     for r in _read("k8s_rules.tsv"):
-        ids = [f"CKV_K8S_{n}" for n in _expand_numbers(r["checkov_CKV_K8S"])] if r["checkov_CKV_K8S"] != "-" else []
+        ids = _k8s_checkov_ids(r["checkov_CKV_K8S"])
         if r["kube-score"] != "-":
             ids.append(f"kube-score:{r['kube-score']}")
         if r["trivy_KSV"] != "-":
             ids += [f"KSV{n:03d}" for n in _expand_numbers(r["trivy_KSV"])]
-        out[r["id"]] = Row(r["id"], r["object"], r["requirement"], r["applies"], _dedupe(ids))
+        out[r["id"]] = Row(r["id"], r["object"], r["requirement"], r["applies"], _dedupe(ids), r.get("reason") or "")
     for r in _read("own_rules.tsv"):
         out[r["id"]] = Row(r["id"], r["resource"], r["requirement"], "Y", ())
     return out

@@ -2,7 +2,8 @@
 
 ``evaluate(resources, config)`` takes the plan's resources
 (``{"type", "name", "parent", "custom", "provider", "inputs"}``, see docs/ARCHITECTURE.md,
-optionally with ``"id"`` and ``"outputs"``, which stack rules use to tie references together)
+optionally with ``"dependencies"`` (names), ``"id"`` and ``"outputs"``, which stack rules use
+to tie resources together)
 and the stack's policy config (the JSON passed to ``--policy-pack-config``) and returns
 the violations. Each resource's inputs go through
 ``pulumi_policy.deserialize.deserialize_properties`` and ``unknown_checking_proxy`` and
@@ -170,9 +171,15 @@ class _Plan:
             for r, urn, props, opts in self.items
         ]
         by_pr_urn = {pr.urn: pr for pr in self.policy_resources}
-        for pr, (_, _, _, opts) in zip(self.policy_resources, self.items):
+        by_pr_name: dict[str, list[PolicyResource]] = {}
+        for pr in self.policy_resources:
+            by_pr_name.setdefault(pr.name, []).append(pr)
+        for pr, (r, _, _, opts) in zip(self.policy_resources, self.items):
             if opts.parent in by_pr_urn:
                 pr.parent = by_pr_urn[opts.parent]
+            # The plan names dependencies by resource name (as the server passes URNs).
+            for dep in r.get("dependencies") or []:
+                pr.dependencies.extend(d for d in by_pr_name.get(dep, []) if d is not pr)
 
 
     @staticmethod
@@ -197,6 +204,9 @@ def evaluate(resources: list[dict], config: Mapping[str, Any] | None = None, *,
     """
     rules = list(RULES) if rules is None else rules
     levels, props_by_policy = resolve_config(config, rules)
+    for props in props_by_policy.values():
+        if "inputsRedacted" in props:
+            props["inputsRedacted"] = True  # this engine redacts secrets (see _redact_secrets)
     plan = _Plan(resources, project, stack)
     out: list[dict] = []
     for rule in rules:

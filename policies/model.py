@@ -68,6 +68,13 @@ class Stack:
         for r in resources:
             self._by_type.setdefault(r.resource_type, []).append(r)
 
+    @property
+    def has_dependencies(self) -> bool:
+        """Whether the resources carry dependencies (always under the CLI; in plans that record them)."""
+        if not hasattr(self, "_has_deps"):
+            self._has_deps = any(r.dependencies for r in self.resources)
+        return self._has_deps
+
     def of_type(self, *types: str) -> list[PolicyResource]:
         """Resources of any of the given type tokens, in declaration order."""
         if len(types) == 1:
@@ -180,7 +187,12 @@ class Rule:
         return ResourceValidationPolicy(validate=self._validate_resource, **common)
 
     def _config(self, args) -> dict[str, Any]:
-        return {**self.defaults(), **dict(args.get_config() or {})}
+        cfg = {**self.defaults(), **dict(args.get_config() or {})}
+        for p in self.params:
+            # The CLI passes config through a protobuf Struct: integers arrive as floats.
+            if p.type == "integer" and isinstance(cfg.get(p.name), float) and cfg[p.name].is_integer():
+                cfg[p.name] = int(cfg[p.name])
+        return cfg
 
     def _validate_resource(self, args, report_violation) -> None:
         if args.resource_type not in self.resource_types:

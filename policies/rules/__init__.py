@@ -6,9 +6,27 @@ the catalogue all read this list).
 from __future__ import annotations
 
 from ..model import Rule
-from . import ec2, ecr, eks, elasticache, iam, kms, logs, platform, rds, secrets, sns, vpc
+from . import (
+    ec2,
+    ecr,
+    eks,
+    elasticache,
+    iam,
+    kms,
+    kubernetes,
+    kubernetes_ingress,
+    kubernetes_rbac,
+    kubernetes_stack,
+    logs,
+    platform,
+    rds,
+    secrets,
+    sns,
+    vpc,
+)
 
-MODULES = [vpc, ec2, eks, rds, elasticache, kms, secrets, logs, sns, ecr, iam, platform]
+MODULES = [vpc, ec2, eks, rds, elasticache, kms, secrets, logs, sns, ecr, iam, platform,
+           kubernetes, kubernetes_ingress, kubernetes_rbac, kubernetes_stack]
 
 RULES: list[Rule] = [rule for module in MODULES for rule in module.RULES]
 

@@ -134,10 +134,14 @@ def refs(r: Any, *paths: str) -> set[str]:
 
 
 def linked(stack: Any, r: Any, wanted: set[str], types: tuple[str, ...]) -> list:
-    """Resources of ``types`` that ``wanted`` references (by id/ARN/name). When no
-    resource of those types can be identified (a plan without outputs), fall back to the
-    ones declared in the same component as ``r``."""
+    """Resources of ``types`` tied to ``r``: through dependencies when the stack has them
+    (one depends on the other), else those whose id/ARN/name ``wanted`` references; when
+    no resource of those types can be identified (a plan without outputs or
+    dependencies), the ones declared in the same component as ``r``."""
     candidates = stack.of_type(*types)
+    if stack.has_dependencies:
+        return [c for c in candidates
+                if any(d is r for d in c.dependencies) or any(d is c for d in r.dependencies)]
     by_id = [c for c in candidates if identities(c) & wanted] if wanted else []
     if by_id or any(safe(c.props, "id") for c in candidates):
         return by_id

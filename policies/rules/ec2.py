@@ -117,7 +117,13 @@ def _sg_attached(stack, cfg):
             found = refs(r, "referencedSecurityGroupId", "sourceSecurityGroupId")
         used |= found
     for sg in stack.of_type(SG):
-        ids = identities(sg)
+        if stack.has_dependencies:
+            users = [r for r in stack.resources if r.resource_type not in (SG_RULE, INGRESS, EGRESS)
+                     and any(d is sg for d in r.dependencies)]
+            if not users:
+                yield sg, "no resource uses this security group (dead rules hide real exposure)"
+            continue
+        ids = {safe(sg.props, "id"), safe(sg.props, "arn")} - {None}
         if ids:
             if not ids & used:
                 yield sg, "the security group is not attached to anything (dead rules hide real exposure)"
@@ -135,10 +141,14 @@ def _rule_conflicts(stack, cfg):
         inline = [d for d in ("ingress", "egress") if d in sg.props and safe(sg.props, d) is not None]
         if not inline:
             continue
-        ids = identities(sg)
-        # Standalone rules name their group by id; without ids, look in the same component.
-        mine = ([r for r in standalone if _rule_targets(r) & ids] if ids
-                else [r for r in standalone if _parent(r) and _parent(r) == _parent(sg)])
+        ids = {safe(sg.props, "id")} - {None}
+        # Standalone rules name their group by id; without ids, a rule of the same component
+        # that depends on the group (a rule elsewhere depending on it uses it as a source).
+        if ids:
+            mine = [r for r in standalone if _rule_targets(r) & ids]
+        else:
+            mine = [r for r in standalone if _parent(r) and _parent(r) == _parent(sg)
+                    and (not stack.has_dependencies or any(d is sg for d in r.dependencies))]
         if mine:
             yield sg, (f"inline {'/'.join(inline)} rules and {len(mine)} standalone rule resource(s) manage the same "
                        "group: each update undoes the other")
@@ -158,6 +168,7 @@ def _node_sg_ids(stack) -> set[str]:
 def _reachable_only_from_nodes(kinds: tuple[tuple[str, str, int, str], ...]):
     def check(stack, cfg):
         node_sgs = _node_sg_ids(stack)
+        rule_targets = [(r, _rule_targets(r)) for r in stack.of_type(SG_RULE, INGRESS)]
         for rtype, path, port, what in kinds:
             for target in stack.of_type(rtype):
                 if rtype == ENDPOINT and not str(safe(target.props, "serviceName", "")).endswith("bedrock-runtime"):
@@ -165,7 +176,7 @@ def _reachable_only_from_nodes(kinds: tuple[tuple[str, str, int, str], ...]):
                 sg_ids = refs(target, path)
                 groups = linked(stack, target, sg_ids, (SG,))
                 # Standalone rules name their group by id in their inputs: a direct match.
-                rules = [r for r in stack.of_type(SG_RULE, INGRESS) if _rule_targets(r) & sg_ids]
+                rules = [r for r, targets in rule_targets if targets & sg_ids]
                 for holder in [*groups, *rules]:
                     try:
                         entries = list(sg_entries(holder.resource_type, holder.props, "ingress"))

@@ -37,6 +37,10 @@ def _lifecycle(stack, cfg):
     for p in policies:
         covered |= refs(p, "repository")
     for repo in stack.of_type(REPO):
+        if stack.has_dependencies:
+            if not linked(stack, repo, set(), (LIFECYCLE,)):
+                yield repo, "no aws.ecr.LifecyclePolicy: untagged and old images accumulate (cost, stale vulnerable images)"
+            continue
         ids = identities(repo) | refs(repo, "name")
         if ids & covered:
             continue

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import Param, Rule
-from ._util import as_list, get, is_secret
+from ._util import as_list, get
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 
@@ -29,8 +29,6 @@ def _auth(props, cfg):
     groups = as_list(get(props, "userGroupIds"))
     if not token and not groups:
         yield "neither authToken nor userGroupIds: anyone who reaches port 6379 can read and write"
-    if token and not is_secret(token):
-        yield "authToken is not a secret"
     if (token or groups) and get(props, "transitEncryptionEnabled") is not True:
         yield "AUTH without TLS sends the token in clear text"
 

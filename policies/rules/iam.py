@@ -172,7 +172,10 @@ def _policy_conflicts(stack, cfg):
         if not managed:
             continue
         ids = identities(role) | refs(role, "name")
-        mine = [r for r in standalone if refs(r, "role") & ids] if ids else linked(stack, role, set(), (ROLE_POLICY, ATTACH))
+        if stack.has_dependencies:
+            mine = linked(stack, role, set(), (ROLE_POLICY, ATTACH))
+        else:
+            mine = [r for r in standalone if refs(r, "role") & ids] if ids else linked(stack, role, set(), (ROLE_POLICY, ATTACH))
         kinds = {"inlinePolicies": ROLE_POLICY, "managedPolicyArns": ATTACH}
         clash = [r for r in mine if any(kinds[k] == r.resource_type for k in managed)]
         if clash:

@@ -42,11 +42,27 @@ def _plaintext(value) -> bool:
     return isinstance(value, str) and value != "" and not is_secret(value)
 
 
+# Credential shapes recognisable without knowing which inputs are secret.
+_SHAPED = [(re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
+           (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key")]
+# Inputs meant to hold a secret (pulumi-aws marks them secret; judged only when redacted).
+_SECRET_HOLDERS = ("secretString", "secretBinary", "data", "stringData")
+
+
 def _no_plaintext_secrets(stack, cfg):
+    redacted = cfg["inputsRedacted"]
     for r in stack.resources:
         is_k8s_secret = r.resource_type == _K8S_SECRET
         for path, key, value, parent in _walk(r.props, ""):
             where = f"{path}.{key}" if path else str(key)
+            if not redacted:
+                # The CLI's analyzer sees secret inputs decrypted: only credential-shaped
+                # literals outside inputs meant to hold secrets can be told apart.
+                if isinstance(value, str) and key not in _SECRET_HOLDERS and not path.startswith(_SECRET_HOLDERS):
+                    for pattern, what in _SHAPED:
+                        if pattern.search(value):
+                            yield r, f"{where} holds {what} in the program"
+                continue
             if is_k8s_secret and path in ("data", "stringData"):
                 continue  # judged below, every key of a Secret is sensitive
             if isinstance(key, str) and _SENSITIVE.search(key) and _plaintext(value):
@@ -54,9 +70,12 @@ def _no_plaintext_secrets(stack, cfg):
             # Kubernetes env vars: {"name": "DB_PASSWORD", "value": "..."}
             if key == "value" and isinstance(parent, Mapping) and _plaintext(value):
                 name = parent.get("name") if "name" in parent else None
-                if isinstance(name, str) and re.search(r"(?i)(password|secret|token|api_?key|private_?key)", name):
-                    yield r, f"{where} sets {name} in plaintext: read it from a Kubernetes Secret or Secrets Manager"
-        if is_k8s_secret:
+                # The credential word ends the name: DB_SECRET_ARN or MAX_TOKENS point at or
+                # count something, and an ARN is a pointer (the service reads Secrets Manager).
+                if (isinstance(name, str) and re.search(r"(?i)(password|passwd|secret|token|api_?key|private_?key)$", name)
+                        and not value.startswith("arn:")):
+                    yield r, f"{where} sets {name} in plaintext: read it from Secrets Manager at start-up"
+        if is_k8s_secret and redacted:
             for field in ("data", "stringData"):
                 entries = r.props.get(field) if field in r.props else None
                 if isinstance(entries, Mapping):
@@ -107,6 +126,9 @@ RULES = [
         references=("X10", "A105", "A25"),
         remediation="Use `pulumi config set --secret`, pulumi.Output.secret(...) or pulumi_random.RandomPassword "
                     "(or manage_master_user_password for RDS); never a literal in code or a stack file.",
+        params=(Param("inputsRedacted", "boolean", False,
+                      "secret inputs arrive as the '[secret]' marker (set by the offline engine, which redacts them); "
+                      "the CLI's analyzer sees them decrypted, so only credential-shaped literals are judged there"),),
         check=_no_plaintext_secrets,
     ),
     Rule(

@@ -20,6 +20,10 @@ def _rotation_configured(stack, cfg):
     for r in rotations:
         rotated |= refs(r, "secretId")
     for s in stack.of_type(SECRET):
+        if stack.has_dependencies:
+            if not linked(stack, s, set(), (ROTATION,)):
+                yield s, "no aws.secretsmanager.SecretRotation for this secret"
+            continue
         ids = identities(s)
         if ids & rotated:
             continue

@@ -72,9 +72,14 @@ def _tls_only(stack, cfg):
     for topic in stack.of_type(TOPIC):
         docs = [parse_json(safe(topic.props, "policy"))]
         ids = identities(topic)
-        docs += [parse_json(safe(p.props, "policy")) for p in policies if ids & refs(p, "arn")]
-        if not ids:
-            docs += [parse_json(safe(p.props, "policy")) for p in linked(stack, topic, set(), (TOPIC_POLICY,))]
+        mine = [p for p in policies if ids & refs(p, "arn")]
+        if stack.has_dependencies:
+            mine = linked(stack, topic, set(), (TOPIC_POLICY,))
+        elif not mine and not any(refs(p, "arn") & set().union(*(identities(t) for t in stack.of_type(TOPIC))) for p in policies):
+            # Policies cannot be tied to topics by ARN (a plan without outputs): same component.
+            parent = topic.parent.urn if topic.parent is not None else topic.opts.parent
+            mine = [p for p in policies if parent and (p.parent.urn if p.parent is not None else p.opts.parent) == parent]
+        docs += [parse_json(safe(p.props, "policy")) for p in mine]
         if not any(_denies_plain(d) for d in docs):
             yield topic, "no topic policy denies sns:Publish when aws:SecureTransport is false"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..model import Param, Rule
-from ._util import as_list, get, is_world, parse_json, refs, safe, statements, tags_of
+from ._util import as_list, get, is_world, linked, parse_json, refs, safe, statements, tags_of
 
 VPC = "aws:ec2/vpc:Vpc"
 DEFAULT_VPC = "aws:ec2/defaultVpc:DefaultVpc"
@@ -44,6 +44,10 @@ def _flow_logs(stack, cfg):
     for fl in logs:
         covered |= refs(fl, "vpcId")
     for vpc in vpcs:
+        if stack.has_dependencies:
+            if not linked(stack, vpc, set(), (FLOW_LOG,)):
+                yield vpc, "no aws.ec2.FlowLog records this VPC's traffic"
+            continue
         ids = {safe(vpc.props, "id"), safe(vpc.props, "arn")} - {None}
         if ids and ids & covered:
             continue
@@ -66,6 +70,11 @@ def _default_sg_empty(props, cfg):
 
 
 def _default_sg_managed(stack, cfg):
+    if stack.has_dependencies:
+        for vpc in stack.of_type(VPC):
+            if not linked(stack, vpc, set(), (DEFAULT_SG,)):
+                yield vpc, "the VPC's default security group is not managed (aws.ec2.DefaultSecurityGroup with no rules)"
+        return
     n_vpc, n_dsg = len(stack.of_type(VPC)), len(stack.of_type(DEFAULT_SG))
     if n_dsg < n_vpc:
         for vpc in stack.of_type(VPC)[n_dsg:] if n_dsg else stack.of_type(VPC):
@@ -127,6 +136,10 @@ def _eip_attached(stack, cfg):
     free = []
     for e in eips:
         if safe(e.props, "instance") or safe(e.props, "networkInterface"):
+            continue
+        if stack.has_dependencies:
+            if not linked(stack, e, set(), (NAT,)):
+                yield e, "the Elastic IP is not attached to a NAT gateway, instance or interface (billed, unused)"
             continue
         ids = {safe(e.props, "id"), safe(e.props, "allocationId")} - {None}
         if ids and ids & used:
@@ -206,6 +219,11 @@ def _node_groups_private(stack, cfg):
             public_ids |= ids
             public_named = public_named or not ids
     for ng in stack.of_type(NODE_GROUP):
+        if stack.has_dependencies:
+            tiers = {tier_of(s) for s in linked(stack, ng, set(), (SUBNET,))}
+            if "public" in tiers or "isolated" in tiers:
+                yield ng, f"the node group uses {' and '.join(sorted(tiers & {'public', 'isolated'}))} subnets: nodes must live in the private tier"
+            continue
         subnets = refs(ng, "subnetIds")
         if subnets & public_ids:
             yield ng, "the node group uses public subnets: nodes must live in the private tier"

@@ -60,3 +60,8 @@ def check_case(case: Case) -> None:
     for v in found:
         assert v["severity"] == RULES_BY_ID[case.rule].severity
         assert v["message"]
+
+
+def dep(resource: dict, *names: str) -> dict:
+    """The resource with ``dependencies`` (resource names), as ``tools.preview`` records them."""
+    return {**resource, "dependencies": list(names)}

@@ -28,7 +28,6 @@ CASES = [
     Case("cache-in-transit-tls", res(RG, "c", transitEncryptionEnabled=True)),
     Case("cache-auth", res(RG, "c", transitEncryptionEnabled=True), ["c"]),
     Case("cache-auth", res(RG, "c", transitEncryptionEnabled=False, authToken=SECRET), ["c"], id="no-tls"),
-    Case("cache-auth", res(RG, "c", transitEncryptionEnabled=True, authToken="plain-token-not-a-secret"), ["c"], id="plain"),
     Case("cache-auth", res(RG, "c", transitEncryptionEnabled=True, authToken=SECRET)),
     Case("cache-engine-version", res(RG, "c", engine="redis", engineVersion="6.2"), ["c"]),
     Case("cache-engine-version", res(RG, "c", engine="redis", engineVersion="7.1")),

@@ -20,6 +20,9 @@ CASES = [
     Case("no-plaintext-secrets", res("pulumi:providers:aws", "prov", accessKey="test-key-not-a-secret",
                                      secretKey=SECRET), ["prov"], id="provider-keys"),
     Case("no-plaintext-secrets", _deploy([{"name": "DB_PASSWORD", "value": "test-key-not-a-secret"}]), ["scoring"], id="env"),
+    # Pointers to secrets and counts are not secrets (the scoring Deployment passes secret ARNs).
+    Case("no-plaintext-secrets", _deploy([{"name": "DB_SECRET_ARN", "value": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"},
+                                          {"name": "BEDROCK_MAX_TOKENS", "value": "512"}]), id="env-pointers"),
     Case("no-plaintext-secrets", res("kubernetes:core/v1:Secret", "s", stringData={"token": "plain"}), ["s"], id="k8s-secret"),
     Case("no-plaintext-secrets", [res(RDS, "db", password=SECRET, manageMasterUserPassword=True),
                                   res(RG, "cache", authToken=UNKNOWN_STRING_VALUE),
