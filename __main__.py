@@ -94,7 +94,7 @@ cluster = Cluster(
 # Security groups admitted to the database and the cache (the cluster's nodes), and roles
 # allowed to read the service's secrets (the scoring service's role once it exists).
 data_clients: dict[str, pulumi.Input[str]] = {"cluster-nodes": cluster.node_security_group.id}
-secret_readers: list[pulumi.Input[str]] = []
+secret_readers: list[pulumi.Input[str]] = [*cfg.secrets.reader_role_arns]
 
 secrets = Secrets(
     "secrets",

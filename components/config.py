@@ -326,6 +326,17 @@ class SecretsConfig(ConfigModel):
     api_key_clients: tuple[str, ...] = Field(default_factory=lambda: ("payment-gateway",), min_length=1, description="Clients of /score that each get a generated API key.")
     api_key_length: int = Field(48, ge=32, le=128, description="Length of each generated API key.")
     hmac_key_length: int = Field(64, ge=32, le=128, description="Length of the generated HMAC signing key.")
+    reader_role_arns: tuple[str, ...] = Field(default_factory=tuple, description="IAM roles allowed to read the secrets besides the scoring service's (e.g. a break-glass operator role).")
+
+    @field_validator("reader_role_arns")
+    @classmethod
+    def _readers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not _IAM_ROLE_ARN_RE.match(arn):
+                raise ValueError(f"{arn!r} is not an IAM role ARN")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a role twice")
+        return value
 
     @field_validator("api_key_clients")
     @classmethod

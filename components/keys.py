@@ -35,6 +35,12 @@ PURPOSE_SERVICES: dict[str, tuple[str, ...]] = {
     "sns": ("sns",),
 }
 
+#: Purposes whose key a role of ours calls directly, not through an AWS service: the EKS
+#: control plane's KMS plugin encrypts Secrets with the cluster role's own credentials, so
+#: a ``kms:ViaService`` condition would never match. Use is then delegated to IAM: only a
+#: principal of this account whose IAM policy names the key can use it.
+DIRECT_IAM_USE: frozenset[str] = frozenset({"eks"})
+
 #: Every purpose the platform needs a key for (the program makes all of them).
 PLATFORM_PURPOSES: tuple[str, ...] = tuple(PURPOSE_SERVICES)
 
@@ -128,6 +134,17 @@ def key_policy(
             },
         }
     )
+    if purpose in DIRECT_IAM_USE:
+        statements.append(
+            {
+                "Sid": "UseThroughIamPolicies",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": list(USE_ACTIONS),
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:CallerAccount": account_id}},
+            }
+        )
     # Services (RDS, ElastiCache, EKS, EBS, ...) hold grants rather than calling with
     # the caller's credentials; grants are allowed only for AWS resources.
     statements.append(

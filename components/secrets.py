@@ -1,7 +1,8 @@
 """Secrets Manager secrets the scoring service needs, with generated values only.
 
-Three secrets: the client API keys (a JSON object ``{client: key}``), the HMAC key that
-signs scoring decisions, and the Redis AUTH token (also handed to the cache component).
+Three secrets: the client API keys (``{"api_keys": [...], "clients": {client: key}}``,
+the shape the scoring service reads), the HMAC key clients sign their requests with
+(``FRAUDSTACK_HMAC_SECRET``), and the Redis AUTH token (also handed to the cache component).
 Every value comes from ``pulumi_random.RandomPassword``, so no value is ever typed into
 a stack file; Pulumi keeps it encrypted in state as a secret. Each secret is encrypted
 with our ``secrets`` KMS key and carries a resource policy that denies reads to every
@@ -57,6 +58,16 @@ def secret_policy(secret_arn: str, reader_arns: Sequence[str]) -> dict:
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def api_keys_document(keys_by_client: Mapping[str, str]) -> str:
+    """The ``api-keys`` secret: ``{"api_keys": [...], "clients": {client: key}}``.
+
+    The scoring service reads ``api_keys`` (docs/ARCHITECTURE.md); ``clients`` tells an
+    operator which key belongs to whom when one has to be revoked.
+    """
+    ordered = dict(sorted(keys_by_client.items()))
+    return json.dumps({"api_keys": list(ordered.values()), "clients": ordered})
 
 
 @dataclass(frozen=True)
@@ -123,11 +134,11 @@ class Secrets(pulumi.ComponentResource):
         )
         clients = list(api_keys)
         api_keys_json = pulumi.Output.all(*(p.result for p in api_keys.values())).apply(
-            lambda values: json.dumps(dict(zip(clients, values)), sort_keys=True)
+            lambda values: api_keys_document(dict(zip(clients, values)))
         )
         values: dict[str, tuple[str, pulumi.Output[str]]] = {
-            "api-keys": ("API keys of the payment clients calling /score, as {client: key}", api_keys_json),
-            "hmac-signing-key": ("HMAC key signing scoring decisions", hmac_key.result),
+            "api-keys": ('API keys of the clients calling /score: {"api_keys": [...], "clients": {client: key}}', api_keys_json),
+            "hmac-signing-key": ("HMAC-SHA256 key clients sign /score requests with", hmac_key.result),
             "redis-auth-token": ("AUTH token of the ElastiCache Redis replication group", redis_token.result),
         }
 

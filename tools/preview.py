@@ -31,6 +31,7 @@ import yaml
 EXIT_OK, EXIT_VIOLATIONS, EXIT_FAILED = 0, 1, 2
 VIOLATION_KEYS = ("policy", "enforcement", "severity", "type", "name", "message")
 RESOURCE_KEYS = ("type", "name", "parent", "custom", "provider", "inputs")
+SECRET_MARKER = "[secret]"
 
 Evaluator = Callable[..., list[dict[str, Any]]]
 
@@ -104,6 +105,22 @@ def _manifest_objects(resources: Sequence[dict[str, Any]]) -> list[dict[str, Any
     return objects
 
 
+def _schema_valid(obj: dict[str, Any]) -> dict[str, Any]:
+    """A manifest validators accept: a wholly redacted map becomes ``{}`` and is noted.
+
+    Secret values never reach a plan, so a Secret's ``data``/``stringData`` arrive as the
+    redaction marker; schema validators (kubernetes-validate, checkov) need a map there.
+    """
+    redacted = [k for k in ("data", "stringData") if obj.get(k) == SECRET_MARKER]
+    if not redacted:
+        return obj
+    obj = {**obj, **{k: {} for k in redacted}}
+    meta = dict(obj.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), "fraudstack/redacted-fields": ",".join(redacted)}
+    obj["metadata"] = meta
+    return obj
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-")
 
@@ -118,7 +135,7 @@ def write_manifests(resources: Sequence[dict[str, Any]], directory: Path) -> lis
         meta = obj.get("metadata") or {}
         parts = [obj["kind"], meta.get("namespace") or "cluster", meta.get("name") or "unnamed"]
         path = directory / (_slug("-".join(parts)) + ".yaml")
-        path.write_text(yaml.safe_dump(obj, sort_keys=False), encoding="utf-8")
+        path.write_text(yaml.safe_dump(_schema_valid(obj), sort_keys=False), encoding="utf-8")
         written.append(path)
     return written
 

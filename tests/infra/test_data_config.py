@@ -119,6 +119,8 @@ INVALID = [
      "fraudstack:secrets.apiKeyClients: lists a client twice"),
     ("staging", {"fraudstack:secrets": {"hmacKeyLength": 16}},
      "fraudstack:secrets.hmacKeyLength: Input should be greater than or equal to 32 (got 16)"),
+    ("staging", {"fraudstack:secrets": {"readerRoleArns": ["arn:aws:iam::123456789012:user/alice"]}},
+     "fraudstack:secrets.readerRoleArns: 'arn:aws:iam::123456789012:user/alice' is not an IAM role ARN"),
     ("staging", {"fraudstack:secrets": {"recoveryWindowDays": 31}},
      "fraudstack:secrets.recoveryWindowDays: Input should be less than or equal to 30 (got 31)"),
 ]

@@ -198,17 +198,28 @@ def test_data_security_groups_have_no_inline_rules_and_no_open_cidr(plan):
         assert inputs["description"] and inputs["vpcId"] == plan["outputs"]["vpcId"]
     rule_types = ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
     data_rules = [r for t in rule_types for r in _of(plan, t) if r["parent"] in ("database", "cache")]
-    # Until the cluster's node security group is passed in, nobody reaches the data tier.
+    # Exactly one rule per data store, from the cluster's node security group only.
+    nodes = plan["outputs"]["nodeSecurityGroupId"]
+    assert nodes.startswith("sg-")
+    assert sorted((r["name"], r["type"]) for r in data_rules) == [
+        ("cache-sg-from-cluster-nodes", rule_types[0]), ("database-sg-from-cluster-nodes", rule_types[0]),
+    ]
     for rule in data_rules:
         inputs = rule["inputs"]
-        assert rule["type"] == rule_types[0]
-        assert inputs["referencedSecurityGroupId"].startswith("sg-") and inputs["description"]
+        assert inputs == {
+            "securityGroupId": plan["outputs"][f"{rule['parent']}SecurityGroupId"],
+            "referencedSecurityGroupId": nodes,
+            "ipProtocol": "tcp",
+            "fromPort": 5432 if rule["parent"] == "database" else 6379,
+            "toPort": 5432 if rule["parent"] == "database" else 6379,
+            "description": f"{'PostgreSQL' if rule['parent'] == 'database' else 'Redis'} from cluster-nodes",
+            "tags": inputs["tags"],
+        }
         assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(inputs)
-        assert (inputs["fromPort"], inputs["toPort"]) == ((5432, 5432) if rule["parent"] == "database" else (6379, 6379))
-    assert data_rules == []
-    for t in rule_types:
-        for rule in _of(plan, t):
-            assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
+    # Nothing in the VPC accepts traffic from the whole internet (egress to 443 through
+    # the NAT gateways is the nodes' business, not the data tier's).
+    for rule in _of(plan, rule_types[0]):
+        assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
 
 
 def test_secrets_are_generated_encrypted_and_unreadable_without_a_reader(plan):
@@ -300,3 +311,14 @@ def test_data_tier_passes_the_policy_pack(plan):
         "production": rotation,
     }[plan["stack"]]
     assert sorted((v["policy"], v["enforcement"], v["name"]) for v in violations) == sorted(expected)
+
+
+def test_reader_roles_from_config_may_read_the_secrets():
+    reader = "arn:aws:iam::123456789012:role/break-glass"
+    plan = run_program("staging", {"fraudstack:secrets": {"readerRoleArns": [reader]}})
+    policies = _of(plan, "aws:secretsmanager/secretPolicy:SecretPolicy", "secrets")
+    assert len(policies) == 3
+    for p in policies:
+        deny, allow = json.loads(p["inputs"]["policy"])["Statement"]
+        assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [reader]}}
+        assert allow["Principal"] == {"AWS": [reader]}

@@ -6,7 +6,7 @@ import pytest
 
 from components.database import db_parameters, parameter_family
 from components.keys import ADMIN_ACTIONS, PURPOSE_SERVICES, USE_ACTIONS, key_policy
-from components.secrets import secret_policy
+from components.secrets import api_keys_document, secret_policy
 
 ACCOUNT, REGION, PARTITION = "123456789012", "eu-west-1", "aws"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
@@ -31,9 +31,13 @@ def test_key_policy_has_no_wildcard_principal_and_no_unconditioned_use(purpose):
         assert "*" not in _principals(st), st["Sid"]
         data_plane = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:Encrypt*", "kms:Decrypt*"}
         if data_plane & set(st["Action"]) and st["Principal"] == {"AWS": ROOT}:
-            # The account may use the key only through the purpose's service.
+            # The account may use the key only through the purpose's service, except the
+            # EKS key, which the cluster role calls directly (delegated to IAM policies).
             assert st["Condition"]["StringEquals"]["kms:CallerAccount"] == ACCOUNT
-            assert "kms:ViaService" in st["Condition"]["StringEquals"]
+            if st["Sid"] == "UseThroughIamPolicies":
+                assert purpose == "eks"
+            else:
+                assert "kms:ViaService" in st["Condition"]["StringEquals"]
 
 
 @pytest.mark.parametrize(
@@ -90,6 +94,16 @@ def test_ebs_key_admits_the_autoscaling_service_linked_role():
     }
 
 
+def test_only_the_eks_key_is_usable_outside_its_service():
+    direct = {p for p in PURPOSE_SERVICES if "UseThroughIamPolicies" in {s["Sid"] for s in _policy(p)["Statement"]}}
+    assert direct == {"eks"}
+    st = {s["Sid"]: s for s in _policy("eks")["Statement"]}["UseThroughIamPolicies"]
+    assert st == {
+        "Sid": "UseThroughIamPolicies", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": list(USE_ACTIONS),
+        "Resource": "*", "Condition": {"StringEquals": {"kms:CallerAccount": ACCOUNT}},
+    }
+
+
 def test_admin_roles_get_administration_only():
     admins = ("arn:aws:iam::123456789012:role/platform-admin",)
     st = {s["Sid"]: s for s in _policy("database", admins)["Statement"]}["KeyAdministrators"]
@@ -142,3 +156,11 @@ def test_db_parameters_force_tls_and_log_slow_statements_but_not_data():
         "log_lock_waits": "1",
     }
     assert parameter_family("17.6") == "postgres17"
+
+
+def test_api_keys_document_is_what_the_service_reads():
+    doc = api_keys_document({"globex": "test-key-b-not-a-secret", "acme": "test-key-a-not-a-secret"})
+    assert doc == (
+        '{"api_keys": ["test-key-a-not-a-secret", "test-key-b-not-a-secret"], '
+        '"clients": {"acme": "test-key-a-not-a-secret", "globex": "test-key-b-not-a-secret"}}'
+    )

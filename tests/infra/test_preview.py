@@ -202,3 +202,17 @@ def test_plan_with_network_edited_by_hand_fails(staging_plan, tmp_path, edit, po
     assert preview.main(["--plan", str(path), "--json", str(out), "--quiet"]) == preview.EXIT_VIOLATIONS
     violations = json.loads(out.read_text())["violations"]
     assert {v["name"] for v in violations if v["policy"] == policy and v["enforcement"] == "mandatory"} == names
+
+
+def test_manifest_of_a_secret_stays_schema_valid(tmp_path):
+    import yaml
+
+    secret = {"type": "kubernetes:core/v1:Secret", "name": "db", "inputs": {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "scoring"}, "stringData": "[secret]"}}
+    [path] = preview.write_manifests([secret], tmp_path)
+    assert yaml.safe_load(path.read_text()) == {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "scoring", "annotations": {"fraudstack/redacted-fields": "stringData"}},
+        "stringData": {},
+    }
+    assert secret["inputs"]["stringData"] == "[secret]"  # the plan itself is untouched
