@@ -35,6 +35,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from components.app_config import AppConfig, app_problems
 from components.cluster_config import (
     AlarmsConfig,
     BedrockConfig,
@@ -369,6 +370,7 @@ class StackConfig(ConfigModel):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="RDS PostgreSQL audit database.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="ElastiCache Redis velocity store.")
     secrets: SecretsConfig = Field(default_factory=SecretsConfig, description="Generated service secrets.")
+    app: AppConfig = Field(default_factory=AppConfig, description="The scoring service on the cluster and its load balancer.")
 
     @field_validator("environment")
     @classmethod
@@ -454,6 +456,13 @@ def _extra_tags(cfg: StackConfig) -> Iterable[tuple[str, str]]:
 @invariant
 def _cluster_tier(cfg: StackConfig) -> Iterable[tuple[str, str]]:
     yield from cluster_tier_problems(cfg.is_production, cfg.cluster, cfg.endpoints, cfg.alarms)
+
+
+@invariant
+def _app(cfg: StackConfig) -> Iterable[tuple[str, str]]:
+    yield from app_problems(
+        cfg.is_production, cfg.app, cfg.alarms.service.namespace, cfg.alarms.service.deployment, cfg.cluster.gpu_nodes.max_size
+    )
 
 
 @invariant
