@@ -214,19 +214,19 @@ class Alarms(pulumi.ComponentResource):
         super().__init__("fraudstack:aws:Alarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
+        topic_name = f"{args.name_prefix}-alarms"
+        # The policy travels with the topic (its ARN is known from the name), so the topic
+        # never exists, even briefly, without the TLS-only deny.
         self.topic = aws.sns.Topic(
             f"{name}-topic",
-            name=f"{args.name_prefix}-alarms",
+            name=topic_name,
             kms_master_key_id=args.topic_key_arn,
-            tags={**args.tags, "Name": f"{args.name_prefix}-alarms"},
-            opts=child,
-        )
-        aws.sns.TopicPolicy(
-            f"{name}-topic-policy",
-            arn=self.topic.arn,
-            policy=pulumi.Output.all(self.topic.arn, args.account_id).apply(
-                lambda v: topic_policy(v[0], v[1], args.region, args.partition)
+            policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: topic_policy(
+                    f"arn:{args.partition}:sns:{args.region}:{account}:{topic_name}", account, args.region, args.partition
+                )
             ),
+            tags={**args.tags, "Name": topic_name},
             opts=child,
         )
         if args.email:

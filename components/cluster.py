@@ -234,9 +234,10 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> s
 class Cluster(pulumi.ComponentResource):
     """A private EKS cluster with CPU and GPU managed node groups.
 
-    Outputs: ``cluster_name``, ``endpoint``, ``node_security_group_id`` (what the data
-    tier admits), ``oidc_provider_arn``/``oidc_issuer_url`` (for
-    :meth:`service_account_role`), ``kubeconfig`` and ``k8s_provider``.
+    Attributes for other components: ``cluster_name``, ``endpoint``,
+    ``node_security_group`` (what the data tier and the VPC endpoints admit),
+    ``oidc_provider_arn``/``oidc_issuer_url`` (behind :meth:`service_account_role`),
+    ``kubeconfig`` and ``k8s_provider`` (for every Kubernetes object).
     """
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):

@@ -32,7 +32,9 @@ def db_parameters(log_min_duration_ms: int) -> list[dict[str, str]]:
 
     ``rds.force_ssl`` refuses clear-text connections; slow statements, DDL, connections
     and lock waits are logged. ``log_statement`` stays at ``ddl``: ``all`` would copy
-    card tokens and amounts from every INSERT into CloudWatch.
+    card tokens and amounts from every INSERT into CloudWatch. For the same reason the
+    bound parameters of a logged (slow or failed) statement are left out: psycopg sends
+    values as parameters, so the statement text itself carries none.
     """
     params = {
         "rds.force_ssl": ("1", "pending-reboot"),
@@ -42,6 +44,8 @@ def db_parameters(log_min_duration_ms: int) -> list[dict[str, str]]:
         "log_connections": ("1", "immediate"),
         "log_disconnections": ("1", "immediate"),
         "log_lock_waits": ("1", "immediate"),
+        "log_parameter_max_length": ("0", "immediate"),
+        "log_parameter_max_length_on_error": ("0", "immediate"),
     }
     return [
         {"name": k, "value": v, "apply_method": method} for k, (v, method) in params.items()
@@ -112,8 +116,9 @@ class Database(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.identifier = f"{args.name_prefix}-audit"
         self.database_name = args.database_name
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
-        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        partition = aws.get_partition_output(opts=invoke).partition
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
 
         def tags(suffix: str) -> dict[str, str]:
             return {**args.tags, "Name": f"{self.identifier}{suffix}"}

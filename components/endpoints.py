@@ -48,15 +48,26 @@ def bedrock_model_arns(model_ids: Sequence[str], region: str, account_id: str, p
     return arns
 
 
-def endpoint_policy(service: str, account_id: str, region: str, model_ids: Sequence[str], partition: str = "aws") -> str:
-    """The endpoint policy for one service: callers from our account only, least actions."""
+def endpoint_policy(
+    service: str,
+    account_id: str,
+    region: str,
+    model_ids: Sequence[str],
+    partition: str = "aws",
+    bedrock_invokers: Sequence[str] = (),
+) -> str:
+    """The endpoint policy for one service: callers from our account only, least actions.
+
+    ``bedrock_invokers`` narrows Bedrock further to those role ARNs (the service's role).
+    """
     account_root = f"arn:{partition}:iam::{account_id}:root"
     if service == "bedrock-runtime":
+        invokers = sorted(bedrock_invokers)
         statements = [
             {
                 "Sid": "InvokeApprovedModelsOnly",
                 "Effect": "Allow",
-                "Principal": {"AWS": account_root},
+                "Principal": {"AWS": invokers if invokers else account_root},
                 "Action": BEDROCK_ACTIONS,
                 "Resource": bedrock_model_arns(model_ids, region, account_id, partition),
             }
@@ -106,6 +117,8 @@ class EndpointsArgs:
     account_id: pulumi.Input[str]
     model_ids: Sequence[str]
     """Bedrock model (or inference profile) ids the endpoint policy allows."""
+    bedrock_invoker_role_arns: Sequence[pulumi.Input[str]] = ()
+    """Roles allowed to invoke models through the endpoint; empty: any principal of the account."""
     services: Sequence[str] = tuple(SERVICES)
     """Keys of :data:`SERVICES` to create endpoints for."""
     partition: str = "aws"
@@ -162,9 +175,9 @@ class Endpoints(pulumi.ComponentResource):
                 subnet_ids=args.subnet_ids,
                 security_group_ids=[self.security_group.id],
                 private_dns_enabled=True,
-                policy=pulumi.Output.from_input(args.account_id).apply(
-                    lambda account, service=service: endpoint_policy(
-                        service, account, args.region, args.model_ids, args.partition
+                policy=pulumi.Output.all(args.account_id, *args.bedrock_invoker_role_arns).apply(
+                    lambda v, service=service: endpoint_policy(
+                        service, v[0], args.region, args.model_ids, args.partition, v[1:]
                     )
                 ),
                 tags={**args.tags, "Name": f"{label}-{suffix}"},

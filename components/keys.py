@@ -266,9 +266,10 @@ class Keys(pulumi.ComponentResource):
         if len(set(args.purposes)) != len(args.purposes):
             raise ValueError(f"duplicate key purposes in {list(args.purposes)}")
         child = pulumi.ResourceOptions(parent=self)
-        account_id = args.account_id or aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
-        region = args.region or aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        partition = args.partition or aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account_id = args.account_id or aws.get_caller_identity_output(opts=invoke).account_id
+        region = args.region or aws.get_region_output(opts=invoke).region
+        partition = args.partition or aws.get_partition_output(opts=invoke).partition
         admins = tuple(args.admin_role_arns)
 
         self.key_arns, self.key_ids, self.alias_names = {}, {}, {}

@@ -125,6 +125,8 @@ class NodeGroup(pulumi.ComponentResource):
                 "max_size": args.max_size,
             },
             update_config={"max_unavailable": 1},
+            # EKS replaces nodes that report unhealthy (NotReady, GPU errors) by itself.
+            node_repair_config={"enabled": True},
             labels=dict(args.labels),
             taints=[{"key": t.key, "value": t.value, "effect": t.effect} for t in args.taints],
             tags=tags,

@@ -40,7 +40,8 @@ def test_topic_encrypted_and_tls_only(records):
     topic = one(records, "aws:sns/topic:Topic", "alarms-topic")["inputs"]
     assert topic["kmsMasterKeyId"] == KEY
     assert topic["name"] == "fraudstack-test-alarms"
-    doc = policy(one(records, "aws:sns/topicPolicy:TopicPolicy", "alarms-topic-policy"))
+    doc = policy(one(records, "aws:sns/topic:Topic", "alarms-topic"))
+    assert of_type(records, "aws:sns/topicPolicy:TopicPolicy") == []
     deny = [s for s in doc["Statement"] if s["Effect"] == "Deny"]
     assert deny == [{"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
                      "Resource": TOPIC, "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]

@@ -174,6 +174,7 @@ def test_node_groups_ami_types_taints_labels(private):
     for ng in (cpu, gpu):
         assert ng["subnetIds"] == PRIVATE
         assert "remoteAccess" not in ng
+        assert ng["nodeRepairConfig"] == {"enabled": True}
         assert ng["clusterName"] == "fraudstack-test"
         assert ng["launchTemplate"]["id"].startswith("lt-")
         assert ng["launchTemplate"]["version"] == "1"

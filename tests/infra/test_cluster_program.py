@@ -31,6 +31,9 @@ def test_production_has_at_least_8_alarms_all_notifying_the_topic(plans):
     assert by_key["db-cpu"]["dimensions"] == {"DBInstanceIdentifier": "fraudstack-production-audit"}
     assert by_key["cache-3-replication-lag"]["dimensions"] == {"CacheClusterId": "fraudstack-production-velocity-003"}
     assert by_key["service-p99-latency"]["threshold"] == 50
+    # The per-node cache alarms watch exactly the replication group's member clusters.
+    watched = sorted({a["dimensions"]["CacheClusterId"] for k, a in by_key.items() if k.startswith("cache-")})
+    assert watched == plan["outputs"]["cacheMemberClusterIds"]
     assert by_key["service-p99-latency"]["dimensions"] == {"Environment": "production", "Service": "scoring-api"}
     assert by_key["nodes-cpu"]["dimensions"] == {"ClusterName": "fraudstack-production"}
     assert {a["evaluationPeriods"] for a in by_key.values()} == {5}

@@ -144,7 +144,7 @@ def test_secret_policy_with_readers_denies_everyone_else():
     }
 
 
-def test_db_parameters_force_tls_and_log_slow_statements_but_not_data():
+def test_db_parameters_force_tls_and_log_slow_statements_but_not_data_values():
     params = {p["name"]: p["value"] for p in db_parameters(250)}
     assert params == {
         "rds.force_ssl": "1",
@@ -154,6 +154,8 @@ def test_db_parameters_force_tls_and_log_slow_statements_but_not_data():
         "log_connections": "1",
         "log_disconnections": "1",
         "log_lock_waits": "1",
+        "log_parameter_max_length": "0",
+        "log_parameter_max_length_on_error": "0",
     }
     assert parameter_family("17.6") == "postgres17"
 

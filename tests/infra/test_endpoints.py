@@ -77,6 +77,13 @@ def test_other_policies_pin_our_account(records):
     assert sts[1]["Action"] == "sts:GetCallerIdentity"
 
 
+def test_bedrock_can_be_narrowed_to_the_service_role():
+    role = f"arn:aws:iam::{ACCOUNT}:role/scoring-api"
+    records = run_component(lambda: Endpoints("endpoints", _args(services=["bedrock_runtime"], bedrock_invoker_role_arns=[role])))
+    [statement] = policy(one(records, VPCE, "endpoints-bedrock-runtime"))["Statement"]
+    assert statement["Principal"] == {"AWS": [role]}
+
+
 def test_endpoints_are_switchable():
     records = run_component(lambda: Endpoints("endpoints", _args(services=["bedrock_runtime"])))
     assert [r["inputs"]["serviceName"] for r in of_type(records, VPCE)] == ["com.amazonaws.eu-west-1.bedrock-runtime"]
