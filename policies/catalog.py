@@ -59,7 +59,8 @@ requirements.
 ### With the real Pulumi CLI (developers and CI)
 
 ```bash
-# once: the CLI creates policies/venv from policies/requirements.txt on first use
+# once: the pack runs in its own virtualenv (PulumiPolicy.yaml points at policies/venv)
+python3 -m venv policies/venv && policies/venv/bin/pip install -r policies/requirements.txt
 pulumi stack select production
 pulumi preview --policy-pack policies --policy-pack-config policies/config/production.json
 pulumi up      --policy-pack policies --policy-pack-config policies/config/production.json
@@ -71,6 +72,7 @@ with the stack's credentials (for example GitHub Actions with an OIDC role):
 
 ```yaml
 - run: pip install -r requirements.txt
+- run: python3 -m venv policies/venv && policies/venv/bin/pip install -r policies/requirements.txt
 - run: pulumi preview --stack production --policy-pack policies --policy-pack-config policies/config/production.json
   env:
     PULUMI_ACCESS_TOKEN: ${{{{ secrets.PULUMI_ACCESS_TOKEN }}}}

@@ -47,6 +47,11 @@ class PolicyConfigError(ValueError):
     """The policy config names an unknown policy or property, or a value of the wrong type."""
 
 
+class PolicyRunError(RuntimeError):
+    """A rule failed on a resource (typically an input of the wrong type in a hand-edited
+    plan); the message names the rule and the resource."""
+
+
 def load_config(stack: str) -> dict[str, Any]:
     """The policy config shipped for a stack (``policies/config/<stack>.json``)."""
     path = CONFIG_DIR / f"{stack}.json"
@@ -241,6 +246,9 @@ def evaluate(resources: list[dict], config: Mapping[str, Any] | None = None, *,
                     out.append(diagnostic(e, r["type"], r["name"]))
                 except _NotApplicableError:
                     pass
+                except Exception as e:  # the server fails the same way; say where
+                    raise PolicyRunError(f"policy {rule.id!r} failed on {r['type']} {r['name']!r}: "
+                                         f"{type(e).__name__}: {e}") from e
                 out.extend(violation(m, r["type"], r["name"]) for m in found)
         else:
             reported: list[tuple[str, str | None]] = []
@@ -251,6 +259,8 @@ def evaluate(resources: list[dict], config: Mapping[str, Any] | None = None, *,
                 out.append(diagnostic(e, "pulumi:pulumi:Stack", f"{project}-{stack}"))
             except _NotApplicableError:
                 pass
+            except Exception as e:
+                raise PolicyRunError(f"stack policy {rule.id!r} failed: {type(e).__name__}: {e}") from e
             for msg, urn in reported:
                 r = plan.by_urn.get(urn) if urn else None
                 out.append(violation(msg, r["type"], r["name"]) if r else

@@ -8,6 +8,8 @@ from typing import Any
 
 SECRET_MARKER = "[secret]"
 WORLD = {"0.0.0.0/0", "::/0"}
+#: Stands for a list element unknown during preview (an id or ARN of a resource not created yet).
+UNKNOWN = "<unknown during preview>"
 
 
 def get(props: Any, path: str, default: Any = None) -> Any:
@@ -24,14 +26,53 @@ def get(props: Any, path: str, default: Any = None) -> Any:
 
 
 def as_list(value: Any) -> list:
-    """A value that may be one item or a list, as a list (None -> [])."""
+    """A value that may be one item or a list, as a list (None -> []). Elements unknown
+    during preview (ids of resources not created yet) read as :data:`UNKNOWN`: a list of
+    references is judged by its length and known members, as under ``pulumi preview``."""
+    from pulumi_policy.proxy import UnknownValueError
+
     if value is None:
         return []
     if isinstance(value, (str, bytes, Mapping)):
         return [value]
     if isinstance(value, Sequence):
-        return list(value)
+        out = []
+        for i in range(len(value)):
+            try:
+                out.append(value[i])
+            except UnknownValueError:
+                out.append(UNKNOWN)
+        return out
     return [value]
+
+
+def present(props: Any, path: str) -> bool:
+    """Whether an input is set (non-empty); a value unknown during preview is set (it is the
+    output of another resource, e.g. a key ARN)."""
+    from pulumi_policy.proxy import UnknownValueError
+
+    cur = props
+    for key in path.split("."):
+        try:
+            # ``in`` on a proxy reads the value, so it raises for an unknown one too.
+            if not isinstance(cur, Mapping) or key not in cur:
+                return False
+            cur = cur[key]
+        except UnknownValueError:
+            return True
+        if cur is None:
+            return False
+    return cur not in ("", [], {}) and not (isinstance(cur, Sequence) and not isinstance(cur, str) and len(cur) == 0)
+
+
+def known(props: Any, path: str, default: Any = None) -> Any:
+    """``get`` that reads a value unknown during preview as :data:`UNKNOWN`."""
+    from pulumi_policy.proxy import UnknownValueError
+
+    try:
+        return get(props, path, default)
+    except UnknownValueError:
+        return UNKNOWN
 
 
 def parse_json(value: Any) -> Any:
@@ -128,7 +169,7 @@ def refs(r: Any, *paths: str) -> set[str]:
     out: set[str] = set()
     for path in paths:
         for v in as_list(safe(r.props, path)):
-            if isinstance(v, str) and v:
+            if isinstance(v, str) and v and v != UNKNOWN:
                 out.add(v)
     return out
 
@@ -152,8 +193,8 @@ def linked(stack: Any, r: Any, wanted: set[str], types: tuple[str, ...]) -> list
 
 def tags_of(props: Any) -> dict:
     """The resource's tags (``tags`` input) as a plain dict."""
-    t = get(props, "tags") or {}
-    return {k: t[k] for k in t} if isinstance(t, Mapping) else {}
+    t = safe(props, "tags") or {}
+    return {k: safe(t, k) for k in t} if isinstance(t, Mapping) else {}
 
 
 def truthy(value: Any) -> bool:

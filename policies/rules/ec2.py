@@ -8,7 +8,7 @@ import re
 from pulumi_policy.proxy import UnknownValueError
 
 from ..model import Rule, with_type
-from ._util import as_list, covers_port, get, identities, is_world, linked, refs, safe, truthy
+from ._util import UNKNOWN, as_list, covers_port, get, identities, is_world, known, linked, present, refs, safe, truthy
 
 SG = "aws:ec2/securityGroup:SecurityGroup"
 SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
@@ -32,19 +32,19 @@ def sg_entries(rtype: str, props, direction: str):
             yield {"from": get(e, "fromPort"), "to": get(e, "toPort"), "protocol": get(e, "protocol"),
                    "cidrs": as_list(get(e, "cidrBlocks")) + as_list(get(e, "ipv6CidrBlocks")),
                    "sources": as_list(get(e, "securityGroups")) + (["self"] if get(e, "self") else []),
-                   "prefix": as_list(get(e, "prefixListIds")), "description": get(e, "description")}
+                   "prefix": as_list(get(e, "prefixListIds")), "description": known(e, "description")}
     elif rtype == SG_RULE and get(props, "type") == direction:
         yield {"from": get(props, "fromPort"), "to": get(props, "toPort"), "protocol": get(props, "protocol"),
                "cidrs": as_list(get(props, "cidrBlocks")) + as_list(get(props, "ipv6CidrBlocks")),
-               "sources": as_list(get(props, "sourceSecurityGroupId")) + (["self"] if get(props, "self") else []),
-               "prefix": as_list(get(props, "prefixListIds")), "description": get(props, "description")}
+               "sources": as_list(known(props, "sourceSecurityGroupId")) + (["self"] if get(props, "self") else []),
+               "prefix": as_list(get(props, "prefixListIds")), "description": known(props, "description")}
     elif (rtype == INGRESS and direction == "ingress") or (rtype == EGRESS and direction == "egress"):
         proto = get(props, "ipProtocol")
         yield {"from": get(props, "fromPort", 0 if str(proto) == "-1" else None),
                "to": get(props, "toPort", 65535 if str(proto) == "-1" else None), "protocol": proto,
                "cidrs": as_list(get(props, "cidrIpv4")) + as_list(get(props, "cidrIpv6")),
-               "sources": as_list(get(props, "referencedSecurityGroupId")),
-               "prefix": as_list(get(props, "prefixListId")), "description": get(props, "description")}
+               "sources": as_list(known(props, "referencedSecurityGroupId")),
+               "prefix": as_list(known(props, "prefixListId")), "description": known(props, "description")}
 
 
 def _make_world_ingress(port: int | None, label: str):
@@ -100,8 +100,11 @@ def _sg_attached(stack, cfg):
     users_by_parent: set = set()
     for r in stack.resources:
         if r.resource_type in (SG,):
-            for e in sg_entries(SG, r.props, "ingress"):
-                used |= {s for s in e["sources"] if isinstance(s, str)}
+            try:
+                for e in sg_entries(SG, r.props, "ingress"):
+                    used |= {s for s in e["sources"] if isinstance(s, str)}
+            except UnknownValueError:
+                pass
             continue
         found = set()
         for p in _ATTACH_PATHS:
@@ -110,7 +113,8 @@ def _sg_attached(stack, cfg):
                     found |= {s for s in as_list(safe(ni, "securityGroups")) if isinstance(s, str)}
             else:
                 found |= refs(r, p)
-        if found and r.resource_type not in (SG_RULE, INGRESS, EGRESS):
+        uses_groups = found or any(present(r.props, p) for p in _ATTACH_PATHS if p != "networkInterfaces")
+        if uses_groups and r.resource_type not in (SG_RULE, INGRESS, EGRESS):
             users_by_parent.add(r.parent.urn if r.parent is not None else r.opts.parent)
         if r.resource_type in (SG_RULE, INGRESS, EGRESS):
             # A rule referencing a source group makes that group "used" as a source.
@@ -175,8 +179,13 @@ def _reachable_only_from_nodes(kinds: tuple[tuple[str, str, int, str], ...]):
                     continue
                 sg_ids = refs(target, path)
                 groups = linked(stack, target, sg_ids, (SG,))
-                # Standalone rules name their group by id in their inputs: a direct match.
+                # Standalone rules name their group by id in their inputs: a direct match; ids
+                # unknown (first preview): a rule of the group's component depending on it.
                 rules = [r for r, targets in rule_targets if targets & sg_ids]
+                if stack.has_dependencies:
+                    for g in groups:
+                        rules += [r for r, _ in rule_targets if r not in rules and _parent(r) == _parent(g)
+                                  and any(d is g for d in r.dependencies)]
                 for holder in [*groups, *rules]:
                     try:
                         entries = list(sg_entries(holder.resource_type, holder.props, "ingress"))
@@ -188,7 +197,7 @@ def _reachable_only_from_nodes(kinds: tuple[tuple[str, str, int, str], ...]):
                         if not (str(e["from"]) == str(e["to"]) and covers_port(e["from"], e["to"], e["protocol"], port)):
                             yield holder, f"{what} ingress {e['protocol']}/{e['from']}-{e['to']}: only tcp/{port} is needed"
                         if node_sgs:
-                            others = [s for s in e["sources"] if s not in node_sgs and s != "self"]
+                            others = [s for s in e["sources"] if s not in node_sgs and s not in ("self", UNKNOWN)]
                             if others:
                                 yield holder, f"{what} accepts traffic from {others[0]}, which is not the cluster/node security group"
     return check
@@ -244,13 +253,13 @@ def _lt_ebs(props, cfg):
             continue
         if not truthy(get(ebs, "encrypted")):
             yield f"volume {get(m, 'deviceName')} is not encrypted"
-        elif not get(ebs, "kmsKeyId"):
+        elif not present(ebs, "kmsKeyId"):
             yield f"volume {get(m, 'deviceName')} uses the AWS-managed EBS key, not the platform CMK"
 
 
 def _ng_ssh(props, cfg):
     ra = get(props, "remoteAccess")
-    if ra and get(ra, "ec2SshKey") and not as_list(get(ra, "sourceSecurityGroupIds")):
+    if ra and present(ra, "ec2SshKey") and not as_list(get(ra, "sourceSecurityGroupIds")):
         yield "remoteAccess with an SSH key and no sourceSecurityGroupIds opens port 22 to 0.0.0.0/0"
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import Rule
-from ._util import as_list, get, identities, linked, parse_json, principals, refs, statements
+from ._util import as_list, get, identities, linked, parse_json, present, principals, refs, statements
 
 REPO = "aws:ecr/repository:Repository"
 REPO_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
@@ -21,7 +21,7 @@ def _scan(props, cfg):
 
 def _kms(props, cfg):
     confs = as_list(get(props, "encryptionConfigurations"))
-    if not confs or get(confs[0], "encryptionType") != "KMS" or not get(confs[0], "kmsKey"):
+    if not confs or get(confs[0], "encryptionType") != "KMS" or not present(confs[0], "kmsKey"):
         yield "encryptionConfigurations is not KMS with a customer-managed kmsKey"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from ..model import Param, Rule
-from ._util import as_list, get, is_world, safe
+from ._util import as_list, get, is_world, present, safe
 
 EKS = "aws:eks/cluster:Cluster"
 ADDON = "aws:eks/addon:Addon"
@@ -37,7 +37,7 @@ def _public_cidrs(props, cfg):
 
 def _secrets_kms(props, cfg):
     enc = get(props, "encryptionConfig")
-    if not enc or "secrets" not in [str(r) for r in as_list(get(enc, "resources"))] or not get(enc, "provider.keyArn"):
+    if not enc or "secrets" not in [str(r) for r in as_list(get(enc, "resources"))] or not present(enc, "provider.keyArn"):
         yield "encryptionConfig does not envelope-encrypt 'secrets' with a KMS key"
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import Param, Rule
-from ._util import as_list, get
+from ._util import as_list, get, known, present
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 
@@ -13,7 +13,7 @@ def _at_rest(props, cfg):
 
 
 def _cmk(props, cfg):
-    if not get(props, "kmsKeyId"):
+    if not present(props, "kmsKeyId"):
         yield "kmsKeyId is not set: at-rest encryption uses the AWS-managed key"
 
 
@@ -25,7 +25,7 @@ def _transit(props, cfg):
 
 
 def _auth(props, cfg):
-    token = get(props, "authToken")
+    token = present(props, "authToken")
     groups = as_list(get(props, "userGroupIds"))
     if not token and not groups:
         yield "neither authToken nor userGroupIds: anyone who reaches port 6379 can read and write"
@@ -70,7 +70,7 @@ def _minor(props, cfg):
 
 
 def _subnet_group(props, cfg):
-    sg = get(props, "subnetGroupName")
+    sg = known(props, "subnetGroupName")
     if not sg or sg == "default":
         yield "no dedicated subnet group: the cache lands in the default VPC's subnets"
 

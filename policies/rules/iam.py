@@ -4,7 +4,7 @@ from __future__ import annotations
 import fnmatch
 
 from ..model import Rule, with_type
-from ._util import as_list, get, identities, linked, parse_json, principals, refs, safe, statements
+from ._util import as_list, get, identities, known, linked, parse_json, principals, refs, safe, statements
 
 ROLE = "aws:iam/role:Role"
 POLICY = "aws:iam/policy:Policy"
@@ -138,7 +138,7 @@ _IAMFULL_ARNS = (":policy/IAMFullAccess",)
 def _attached(suffixes, what):
     @with_type
     def check(props, cfg, rtype):
-        arns = [str(get(props, "policyArn", ""))] if rtype in (ATTACH, POLICY_ATTACH) else \
+        arns = [str(known(props, "policyArn", ""))] if rtype in (ATTACH, POLICY_ATTACH) else \
             [str(a) for a in as_list(get(props, "managedPolicyArns"))]
         for arn in arns:
             if arn.endswith(suffixes):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import Param, Rule
-from ._util import as_list, get, parse_json, principals, statements
+from ._util import UNKNOWN, as_list, get, known, parse_json, principals, statements
 
 KEY = "aws:kms/key:Key"
 
@@ -33,8 +33,10 @@ def _enabled(props, cfg):
 
 
 def _explicit_policy(props, cfg):
-    doc = parse_json(get(props, "policy"))
-    if not statements(doc):
+    raw = known(props, "policy")
+    if raw == UNKNOWN:
+        return  # computed from other outputs: set, judged once known
+    if not statements(parse_json(raw)):
         yield "no key policy: the default policy hands the key to every IAM principal of the account with kms:* in IAM"
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import Param, Rule
-from ._util import as_list, get, safe
+from ._util import UNKNOWN, as_list, get, present, safe
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -23,7 +23,7 @@ def _retention_min(props, cfg):
 
 
 def _kms(props, cfg):
-    if not get(props, "kmsKeyId"):
+    if not present(props, "kmsKeyId"):
         yield "kmsKeyId is not set: the log group is encrypted with a CloudWatch-owned key"
 
 
@@ -37,7 +37,7 @@ def _notifies_sns(props, cfg):
         actions = [str(a) for a in as_list(get(props, field))]
         if not actions:
             yield f"{field} is empty: on-call is not told when the alarm {'fires' if field == 'alarmActions' else 'clears'}"
-        elif not any(":sns:" in a for a in actions):
+        elif not any(":sns:" in a or a == UNKNOWN for a in actions):
             yield f"{field} names no SNS topic"
 
 

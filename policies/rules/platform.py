@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pulumi_policy.proxy import UnknownValueError
 
 from ..model import Param, Rule
-from ._util import get, is_secret
+from ._util import get, is_secret, present
 
 # camelCase input names that hold a credential (manageMasterUserPassword is a boolean
 # and is skipped because only strings are judged).
@@ -93,7 +93,7 @@ _PROVIDER_CREDS = ("accessKey", "secretKey", "token", "profile", "sharedCredenti
 
 def _provider_creds(props, cfg):
     for key in ("accessKey", "secretKey", "token"):
-        if key in props and props[key]:
+        if present(props, key):
             yield f"the AWS provider is given {key}: use the environment's role (OIDC in CI, SSO locally), not static keys"
 
 
@@ -112,8 +112,7 @@ TAGGABLE = tuple(f"aws:{t}" for t in (
 
 
 def _required_tags(props, cfg):
-    tags = get(props, "tags") or {}
-    missing = [t for t in cfg["requiredTags"] if not (isinstance(tags, Mapping) and t in tags and tags[t])]
+    missing = [t for t in cfg["requiredTags"] if not present(props, f"tags.{t}")]
     if missing:
         yield f"missing required tags: {', '.join(missing)}"
 

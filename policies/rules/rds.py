@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..model import Param, Rule, with_type
-from ._util import as_list, get
+from ._util import as_list, get, known, present
 
 RDS = "aws:rds/instance:Instance"
 PARAM_GROUP = "aws:rds/parameterGroup:ParameterGroup"
@@ -14,7 +14,7 @@ def _storage_encrypted(props, cfg):
 
 
 def _storage_cmk(props, cfg):
-    if not get(props, "kmsKeyId"):
+    if not present(props, "kmsKeyId"):
         yield "kmsKeyId is not set: storage is encrypted with the AWS-managed key, not the platform's CMK"
 
 
@@ -39,7 +39,7 @@ def _backup_retention(props, cfg):
 def _final_snapshot(props, cfg):
     if get(props, "skipFinalSnapshot") is not False:
         yield "skipFinalSnapshot is not false: deleting the instance would discard the audit trail"
-    elif not get(props, "finalSnapshotIdentifier"):
+    elif not present(props, "finalSnapshotIdentifier"):
         yield "finalSnapshotIdentifier is not set: the final snapshot cannot be taken"
 
 
@@ -61,7 +61,7 @@ def _monitoring(props, cfg):
     interval = get(props, "monitoringInterval", 0)
     if not interval or float(interval) <= 0:
         yield "monitoringInterval is 0: enhanced monitoring (OS metrics) is off"
-    elif not get(props, "monitoringRoleArn"):
+    elif not present(props, "monitoringRoleArn"):
         yield "monitoringInterval set without monitoringRoleArn"
 
 
@@ -94,7 +94,7 @@ def _force_ssl(props, cfg, rtype):
         if str(get(props, "family", "")).startswith("postgres") and _params(props).get("rds.force_ssl") != "1":
             yield "rds.force_ssl is not 1: clients may connect without TLS"
     else:
-        pg = get(props, "parameterGroupName")
+        pg = known(props, "parameterGroupName")
         if not pg or str(pg).startswith("default."):
             yield "the instance uses the default parameter group, which does not force TLS"
 
@@ -109,7 +109,7 @@ def _ca(props, cfg):
 
 
 def _pi_cmk(props, cfg):
-    if get(props, "performanceInsightsEnabled") is True and not get(props, "performanceInsightsKmsKeyId"):
+    if get(props, "performanceInsightsEnabled") is True and not present(props, "performanceInsightsKmsKeyId"):
         yield "Performance Insights data is encrypted with the AWS-managed key: set performanceInsightsKmsKeyId"
 
 

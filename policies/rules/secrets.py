@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from ..model import Param, Rule
-from ._util import get, identities, linked, refs
+from ._util import get, identities, known, linked, refs
 
 SECRET = "aws:secretsmanager/secret:Secret"
 ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
 
 
 def _cmk(props, cfg):
-    key = get(props, "kmsKeyId")
+    key = known(props, "kmsKeyId")
     if not key or str(key).endswith("alias/aws/secretsmanager"):
         yield "kmsKeyId is not a customer-managed key: anyone with secretsmanager:GetSecretValue in the account can decrypt"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..model import Rule, with_type
-from ._util import as_list, get, identities, linked, parse_json, principals, refs, safe, statements
+from ._util import as_list, get, identities, known, linked, parse_json, present, principals, refs, safe, statements
 
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
@@ -13,12 +13,12 @@ _SCOPING = ("aws:SourceAccount", "aws:SourceArn", "aws:SourceOwner", "aws:Princi
 
 
 def _encrypted(props, cfg):
-    if not get(props, "kmsMasterKeyId"):
+    if not present(props, "kmsMasterKeyId"):
         yield "kmsMasterKeyId is not set: messages are stored unencrypted"
 
 
 def _cmk(props, cfg):
-    key = get(props, "kmsMasterKeyId")
+    key = known(props, "kmsMasterKeyId")
     if key and str(key).endswith("alias/aws/sns"):
         yield "alias/aws/sns cannot be used by CloudWatch alarms and is not ours to control: use the platform CMK"
 
@@ -42,7 +42,7 @@ def _accounts(values) -> set[str]:
 
 @with_type
 def _no_cross_account(props, cfg, rtype):
-    own = _accounts([get(props, "arn", "")]) if rtype == TOPIC_POLICY else set()
+    own = _accounts([known(props, "arn", "")]) if rtype == TOPIC_POLICY else set()
     for st in statements(parse_json(get(props, "policy"))):
         if st.get("Effect") != "Allow":
             continue

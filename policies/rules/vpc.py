@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..model import Param, Rule
-from ._util import as_list, get, is_world, linked, parse_json, refs, safe, statements, tags_of
+from ._util import as_list, get, is_world, linked, parse_json, present, refs, safe, statements, tags_of
 
 VPC = "aws:ec2/vpc:Vpc"
 DEFAULT_VPC = "aws:ec2/defaultVpc:DefaultVpc"
@@ -51,7 +51,7 @@ def _flow_logs(stack, cfg):
         ids = {safe(vpc.props, "id"), safe(vpc.props, "arn")} - {None}
         if ids and ids & covered:
             continue
-        if not ids and len(logs) >= len(vpcs) and covered:
+        if not ids and len(logs) >= len(vpcs) and any(present(fl.props, "vpcId") for fl in logs):
             continue  # plan without outputs: one VPC-level flow log per VPC
         yield vpc, "no aws.ec2.FlowLog records this VPC's traffic"
 
@@ -59,7 +59,7 @@ def _flow_logs(stack, cfg):
 def _flow_log_all(props, cfg):
     if get(props, "trafficType") != "ALL":
         yield f"trafficType is {get(props, 'trafficType')!r}: record ALL traffic (accepted and rejected)"
-    if not get(props, "logDestination") and not get(props, "logGroupName"):
+    if not present(props, "logDestination") and not present(props, "logGroupName"):
         yield "no log destination: point the flow log at the encrypted CloudWatch log group"
 
 
@@ -116,14 +116,14 @@ def _private_via_nat(stack, cfg):
             dest = safe(route, "cidrBlock") or safe(route, "destinationCidrBlock")
             if not is_world(dest):
                 continue
-            if tier == "private" and not safe(route, "natGatewayId"):
+            if tier == "private" and not present(route, "natGatewayId"):
                 yield r, "the private tier's default route does not go through a NAT gateway"
             if tier == "isolated":
                 yield r, "the isolated tier (databases, caches) has a default route to the internet"
-            if tier == "public" and safe(route, "natGatewayId"):
+            if tier == "public" and present(route, "natGatewayId"):
                 yield r, "the public tier routes 0.0.0.0/0 through a NAT gateway instead of the internet gateway"
             for bad in ("vpcPeeringConnectionId", "networkInterfaceId", "transitGatewayId"):
-                if safe(route, bad):
+                if present(route, bad):
                     yield r, f"default route via {bad}: traffic to the internet leaves through an unreviewed path"
 
 
@@ -135,7 +135,7 @@ def _eip_attached(stack, cfg):
         used |= refs(n, "allocationId")
     free = []
     for e in eips:
-        if safe(e.props, "instance") or safe(e.props, "networkInterface"):
+        if present(e.props, "instance") or present(e.props, "networkInterface"):
             continue
         if stack.has_dependencies:
             if not linked(stack, e, set(), (NAT,)):
@@ -147,7 +147,7 @@ def _eip_attached(stack, cfg):
         free.append((e, bool(ids)))
     unidentified = [e for e, known in free if not known]
     # Plans without outputs: count the NAT gateways that reference an allocation.
-    spare = max(0, len(unidentified) - len([n for n in nats if refs(n, "allocationId")]))
+    spare = max(0, len(unidentified) - len([n for n in nats if present(n.props, "allocationId")]))
     for e, known in free:
         if known:
             yield e, "the Elastic IP is not attached to a NAT gateway, instance or interface (billed, unused)"

@@ -75,3 +75,10 @@ def test_disabled_and_all_levels():
 def test_plan_resource_without_type_is_rejected():
     with pytest.raises(ValueError, match="missing 'type'"):
         evaluate([{"name": "x", "inputs": {}}])
+
+
+def test_wrong_input_type_names_the_rule_and_resource():
+    from policies.engine import PolicyRunError
+    with pytest.raises(PolicyRunError, match=r"policy 'rds-backup-retention' failed on aws:rds/instance:Instance 'audit-db': "
+                                             r"ValueError: could not convert string to float: 'fourteen'"):
+        run_rule("rds-backup-retention", res(RDS, "audit-db", backupRetentionPeriod="fourteen"))

@@ -232,3 +232,58 @@ def test_hand_edited_plan_file(compliant_plan, tmp_path, name, key, value, polic
     next(r for r in plan["resources"] if r["name"] == name)["inputs"][key] = value
     found = evaluate(plan["resources"], load_config("production"), stack="production")
     assert {(v["policy"], v["name"], v["enforcement"]) for v in found} == {(p, name, "mandatory") for p in policies}
+
+
+def _unknown_ids(value):
+    """A first `pulumi preview`: ids and ARNs of resources not created yet are unknown."""
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+    if isinstance(value, dict):
+        return {k: _unknown_ids(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unknown_ids(v) for v in value]
+    if isinstance(value, str) and (value.endswith("-id") or value.startswith("arn:aws:")):
+        return UNKNOWN_STRING_VALUE
+    return value
+
+
+def _with_dependencies(plan):
+    """Dependencies as the engine records them: the resources whose id/ARN/name an input holds."""
+    owners = {}
+    for r in plan:
+        for value in (r["id"], r["outputs"]["arn"], r["inputs"].get("name")):
+            if value:
+                owners[value] = r["name"]
+
+    def refs(value):
+        if isinstance(value, dict):
+            return [x for v in value.values() for x in refs(v)]
+        if isinstance(value, list):
+            return [x for v in value for x in refs(v)]
+        return [owners[value]] if isinstance(value, str) and value in owners else []
+
+    # Names may repeat across types (a topic and its policy): the engine skips the resource itself.
+    return [dict(r, dependencies=sorted(set(refs(r["inputs"])))) for r in plan]
+
+
+def test_first_preview_with_unknown_ids_reports_no_mandatory_violation(compliant_plan):
+    plan = [dict(r, inputs=_unknown_ids(r["inputs"])) for r in _with_dependencies(compliant_plan)]
+    for r in plan:
+        r.pop("id"), r.pop("outputs")
+    # A reference not known yet (key ARN, group id) counts as set: no false alarm on a first preview.
+    assert evaluate(plan, load_config("production"), stack="production") == []
+    # Problems in known values are still caught next to the unknown ones.
+    next(r for r in plan if r["name"] == "audit-db")["inputs"]["publiclyAccessible"] = True
+    next(r for r in plan if r["name"] == "db-from-nodes")["inputs"]["cidrIpv4"] = "0.0.0.0/0"
+    found = evaluate(plan, load_config("production"), stack="production")
+    assert {(v["policy"], v["name"]) for v in found} == {
+        ("rds-not-public", "audit-db"), ("data-tier-from-nodes-only", "db-from-nodes")}
+
+
+def test_policy_document_unknown_during_preview_cannot_be_judged(compliant_plan):
+    """A rule that needs the value says it cannot run (advisory), as `pulumi preview` prints it."""
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+    plan = [dict(r, inputs={**r["inputs"], "policy": UNKNOWN_STRING_VALUE}) if r["name"] == "key" else r
+            for r in compliant_plan]
+    found = evaluate(plan, load_config("production"), stack="production")
+    assert {(v["policy"], v["enforcement"]) for v in found} == {("kms-no-wildcard-principal", "advisory")}
+    assert found[0]["message"].endswith("string value at .policy can't be known during preview")
