@@ -20,7 +20,7 @@ DECISIONS = Counter("fraudstack_decisions_total", "Decisions by outcome", ["deci
 SCORES = Histogram("fraudstack_score", "Distribution of fraud scores",
                    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0))
 DEGRADED = Counter("fraudstack_degraded_scores_total", "Scores computed without velocity features")
-VELOCITY_ERRORS = Counter("fraudstack_velocity_errors_total", "Velocity store failures and timeouts")
+VELOCITY_ERRORS = Counter("fraudstack_velocity_errors_total", "Velocity store failures and timeouts (any Redis call when Redis is configured)")
 AUDIT_BACKLOG = Gauge("fraudstack_audit_backlog", "Audit records not yet in the database (memory + spool)",
                       multiprocess_mode="livesum")
 AUDIT_SINK_UP = Gauge("fraudstack_audit_sink_up", "1 when the audit database accepts writes", multiprocess_mode="min")

@@ -41,6 +41,7 @@ class Velocity:
 
     def __init__(self, store: Any, guard: RedisGuard | None) -> None:
         self.store, self.guard = store, guard
+        self._next_log = 0.0
 
     async def observe(self, txn: dict[str, Any]) -> tuple[dict[str, float], bool]:
         """(features, degraded). Degraded returns ``{}`` so ``vectorize`` applies its defaults."""
@@ -48,14 +49,21 @@ class Velocity:
             metrics.DEGRADED.inc()
             return {}, True
         try:
-            return await self.store.observe(txn), False
+            features = await self.store.observe(txn)
         except Exception as exc:  # VelocityUnavailable, redis errors, timeouts: all mean "score without"
-            metrics.VELOCITY_ERRORS.inc()
             metrics.DEGRADED.inc()
             if self.guard is not None:
-                self.guard.failed()
-            log.warning("velocity store failed (%s); scoring degraded", type(exc).__name__)
+                self.guard.failed(exc)  # counts the error too
+            else:
+                metrics.VELOCITY_ERRORS.inc()
+            now = time.monotonic()
+            if now >= self._next_log:  # at most one line a second: an outage must not flood the logs
+                self._next_log = now + 1.0
+                log.warning("velocity store failed (%s); scoring degraded", type(exc).__name__)
             return {}, True
+        if self.guard is not None:
+            self.guard.succeeded()
+        return features, False
 
 
 class Service:
@@ -67,6 +75,7 @@ class Service:
                                   settings.threshold_review, settings.threshold_decline)
         self.model_error: str | None = "model not loaded yet"
         self.redis: Any = None
+        self.redis_bulk: Any = None
         self.guard = RedisGuard(None, settings.redis_retry_seconds)
         self.velocity: Velocity | None = None
         self.audit: AuditWriter | None = None
@@ -94,6 +103,10 @@ class Service:
             timeout = s.redis_timeout_ms / 1000.0
             self.redis = aioredis.from_url(s.redis_url, socket_timeout=timeout, socket_connect_timeout=max(timeout, 0.2),
                                            health_check_interval=0, retry_on_timeout=False)
+            # Batches pipeline up to FRAUDSTACK_MAX_BATCH_SIZE scripts: their reply legitimately
+            # takes longer than one score's timeout, so they get a client of their own.
+            self.redis_bulk = aioredis.from_url(s.redis_url, socket_timeout=self._bulk_timeout(), socket_connect_timeout=max(timeout, 0.2),
+                                                health_check_interval=0, retry_on_timeout=False)
             self.guard = RedisGuard(self.redis, s.redis_retry_seconds)
             self.velocity = Velocity(RedisVelocityStore(self.redis, key_prefix=f"{s.redis_key_prefix}vel", timeout=timeout), self.guard)
         else:
@@ -135,6 +148,7 @@ class Service:
             await self.audit.stop()
         if self.redis is not None:
             await self.redis.aclose()
+            await self.redis_bulk.aclose()
         self._pool.shutdown(wait=True)
         self._slow_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -283,13 +297,18 @@ class Service:
             try:
                 return [(v, False) for v in await many(raws)]
             except Exception as exc:
-                metrics.VELOCITY_ERRORS.inc()
                 if self.velocity.guard is not None:
-                    self.velocity.guard.failed()
+                    self.velocity.guard.failed(exc)
+                else:
+                    metrics.VELOCITY_ERRORS.inc()
                 log.warning("velocity store failed (%s); batch scored degraded", type(exc).__name__)
                 metrics.DEGRADED.inc(len(raws))
                 return [({}, True)] * len(raws)
         return [await self.velocity.observe(raw) for raw in raws]
+
+    def _bulk_timeout(self) -> float:
+        """Timeout of a batch's pipelined velocity scripts: the single timeout, scaled, at least 1 s."""
+        return max(1.0, self.settings.redis_timeout_ms / 1000 * self.settings.max_batch_size / 20)
 
     async def _redis_observe_many(self, raws: list[dict[str, Any]]) -> list[dict[str, float]]:
         """All of a batch's velocity scripts in one pipelined round trip, in request order.
@@ -301,11 +320,11 @@ class Service:
         from app.features import VELOCITY_FEATURES
 
         store = self.velocity.store  # type: ignore[union-attr]
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.redis_bulk.pipeline(transaction=False)
         for raw in raws:
             keys, args = store._keys_args(raw)
             await store._script(keys=keys, args=args, client=pipe)
-        replies = await asyncio.wait_for(pipe.execute(), timeout=max(1.0, self.settings.redis_timeout_ms / 1000 * 20))
+        replies = await asyncio.wait_for(pipe.execute(), timeout=self._bulk_timeout())
         out = []
         for reply in replies:
             values = (reply.decode() if isinstance(reply, bytes) else str(reply)).split(",")

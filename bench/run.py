@@ -2,9 +2,10 @@
 
 One worker pinned to core 0 (``taskset``), ``wrk`` pinned to core 1, on 127.0.0.1:
 saturation throughput, latency at fixed offered rates (paced by bench/score.lua),
-and the time of a 1,000-transaction batch. Uses Redis database 1 with a key prefix
-unique to the run and, when reachable, a PostgreSQL schema unique to the run (both
-removed at the end); never touches anything else on the shared servers.
+and the time of a 1,000-transaction batch. Velocity features come from a private
+redis-server (pinned to the client core) unless --redis-url is given; the audit trail
+goes to a PostgreSQL schema unique to the run (dropped at the end). Nothing else on
+shared servers is touched.
 
     python -m bench.run [--duration 15] [--rates 500,1000,2000] [--connections 32]
 
@@ -75,7 +76,8 @@ def _batch(port: int, n: int, repeats: int, run: str, reasons: bool = True) -> d
     import httpx
     import orjson
 
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+                          timeout=120)
     walls, server = [], []
     for r in range(repeats):
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -98,6 +100,22 @@ def _batch(port: int, n: int, repeats: int, run: str, reasons: bool = True) -> d
             "server_model_ms_median": statistics.median(s["model"] for s in server)}
 
 
+def _counters(port: int) -> dict[str, float]:
+    """Scores, degraded scores and Redis errors over the whole run (from /metrics)."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    out = {"scored": 0.0, "degraded": 0.0, "redis_errors": 0.0}
+    for line in text.splitlines():
+        if line.startswith("fraudstack_decisions_total{"):
+            out["scored"] += float(line.split()[-1])
+        elif line.startswith("fraudstack_degraded_scores_total "):
+            out["degraded"] = float(line.split()[-1])
+        elif line.startswith("fraudstack_velocity_errors_total "):
+            out["redis_errors"] = float(line.split()[-1])
+    return out
+
+
 def _machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -114,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     p.add_argument("--rates", default="500,1000,2000", help="fixed offered rates (requests/s)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections at saturation")
+    p.add_argument("--connections", type=int, default=16, help="wrk connections at saturation")
     p.add_argument("--paced-connections", type=int, default=16, help="wrk connections for fixed-rate runs")
     p.add_argument("--model-dir", type=Path, help="model directory (default: the demo model, built once)")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
+    p.add_argument("--redis-url", default="",
+                   help="Redis for velocity features (default: a private redis-server on a free port, pinned to the "
+                        "client core, so other users of the shared Redis do not skew the figures)")
     p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
                    help="PostgreSQL for the audit trail ('' for SQLite)")
     p.add_argument("--server-core", default="0")
@@ -137,6 +157,14 @@ def main(argv: list[str] | None = None) -> int:
 
             model_dir = Path(build_demo_model(model_dir))
     prefix, schema = f"bench:{run}:", f"bench_{run}"
+    redis_proc = None
+    if not args.redis_url:
+        rport = _free_port()
+        redis_proc = subprocess.Popen(["taskset", "-c", args.client_core, "redis-server", "--port", str(rport), "--bind",
+                                       "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data_dir)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args.redis_url = f"redis://127.0.0.1:{rport}/0"
+        time.sleep(0.5)
     env = {**os.environ, "FRAUDSTACK_MODEL_DIR": str(model_dir), "FRAUDSTACK_REDIS_URL": args.redis_url,
            "FRAUDSTACK_REDIS_KEY_PREFIX": prefix, "FRAUDSTACK_API_KEYS": KEY, "FRAUDSTACK_DATA_DIR": str(data_dir),
            # The per-key limit would cap saturation; it is exercised by the tests, not measured here.
@@ -147,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port()
     machine = _machine()
     server = subprocess.Popen(["taskset", "-c", args.server_core, sys.executable, "-m", "app", "serve", "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(data_dir / "server.log").open("wb"))
     results: dict[str, Any] = {"machine": machine, "run": run, "model_dir": str(model_dir),
+                               "redis": "private redis-server on the client core" if redis_proc else args.redis_url,
                                "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
         _wait_ready(port)
@@ -159,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in (int(x) for x in args.rates.split(",") if x)]
         results["batch"] = _batch(port, 1000, 20, run)
         results["batch_without_reasons"] = _batch(port, 1000, 20, run, reasons=False)
+        results["counters"] = _counters(port)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -166,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         _cleanup(args, prefix, schema)
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
         shutil.rmtree(data_dir, ignore_errors=True)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
@@ -206,7 +239,9 @@ def _markdown(r: dict[str, Any]) -> str:
     for name, offered, x in rows:
         lines.append(f"| {name} | {offered} | {x['throughput_rps']:.0f} | {x['p50_us'] / 1000:.2f} | {x['p90_us'] / 1000:.2f} | "
                      f"{x['p99_us'] / 1000:.2f} | {x['p999_us'] / 1000:.2f} | {x['non2xx']} | {x['socket_errors']} |")
-    lines.append("")
+    c = r["counters"]
+    lines += ["", f"Scores over the run: {c['scored']:.0f}; scored degraded (without velocity features): {c['degraded']:.0f}; "
+              f"Redis errors/timeouts: {c['redis_errors']:.0f}", ""]
     for b in (r["batch"], r["batch_without_reasons"]):
         lines.append(f"Batch of {b['size']} {'with' if b['reasons'] else 'without'} reasons (median of {b['repeats']}): "
                      f"round trip {b['round_trip_ms_median']:.1f} ms (min {b['round_trip_ms_min']:.1f}); in the service "

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
+from threadpoolctl import threadpool_limits
 
 from app.risk import risk_score
 from app.training.costs import CostModel, choose_thresholds, threshold_table, total_cost
@@ -45,7 +46,8 @@ from app.training.procedure import (
     fit_platt,
     log_to_stderr,
     metrics,
-    search,
+    sample_negatives,
+    search_then_fit,
     split_rows,
 )
 from app.training.report import figures, write_report
@@ -96,14 +98,16 @@ def train_and_export(data: Dataset, out_dir: Path, costs: CostModel = CostModel(
     X = np.asarray(data.X, dtype=np.float32)
     y = np.asarray(data.y, dtype=np.int64)
     split = split_rows(y, data.times, args)
-    Xtr, ytr = X[split.train], y[split.train]
+    fit_rows, neg_share = sample_negatives(split.train, y, args)
+    Xtr, ytr = X[fit_rows], y[fit_rows]
     Xva, yva = X[split.val], y[split.val]
     Xte, yte = X[split.test], y[split.test]
-    say(f"split ({'time-ordered' if split.time_ordered else 'stratified'}): train {len(ytr):,} "
+    say(f"split ({'time-ordered' if split.time_ordered else 'stratified'}): train {len(split.train):,} "
+        f"(fitting on {len(ytr):,}: {neg_share:.1%} of negatives) "
         f"({ytr.sum()} fraud), validation {len(yva):,} ({yva.sum()}), test {len(yte):,} ({yte.sum()})")
 
     say(f"searching {len(args.grid)} regularisation settings (early stopping on validation AP)")
-    found = search(Xtr, ytr, Xva, yva, args, log=say)
+    found = search_then_fit(Xtr, ytr, Xva, yva, args, log=say)
     model = found.model
     raw_val = model.predict_proba(Xva)[:, 1]
     a, b = fit_platt(raw_val, yva)
@@ -169,7 +173,9 @@ def train_and_export(data: Dataset, out_dir: Path, costs: CostModel = CostModel(
                         "fitted_on": "validation period", "inside_onnx": True},
         "training": {
             "source": data.source,
-            "rows": {"train": int(len(ytr)), "validation": int(len(yva)), "test": int(len(yte))},
+            "rows": {"train": int(len(split.train)), "fitted": int(len(ytr)), "validation": int(len(yva)),
+                     "test": int(len(yte))},
+            "negatives_kept": neg_share,
             "positives": {"train": int(ytr.sum()), "validation": int(yva.sum()), "test": int(yte.sum())},
             "positive_rate": float(y.mean()),
             "time_ordered": split.time_ordered,
@@ -296,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fraud-loss", type=float, default=CostModel.fraud_loss,
                    help="loss per approved fraud when amounts are unknown")
     p.add_argument("--fast", action="store_true", help="one regularisation setting instead of the search")
+    p.add_argument("--jobs", type=int, default=2, help="search candidates fitted in parallel processes")
+    p.add_argument("--threads", type=int, default=0,
+                   help="OpenMP threads for tree fitting (0 = all cores; use 1 on a busy shared machine)")
     a = p.parse_args(argv)
     if a.csv is not None and not a.label:
         p.error("--csv needs --label COLUMN")
@@ -323,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
             log_to_stderr(f"features: {data.X.shape[0]:,} x {data.X.shape[1]} in {time.perf_counter() - started:.1f}s")
         from app.training.procedure import FAST_GRID
 
-        args = ProcedureArgs(grid=FAST_GRID) if a.fast else ProcedureArgs()
-        train_and_export(data, a.out, costs, args)
+        args = ProcedureArgs(grid=FAST_GRID if a.fast else ProcedureArgs().grid, n_jobs=max(1, a.jobs))
+        with threadpool_limits(a.threads if a.threads > 0 else None):
+            train_and_export(data, a.out, costs, args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -20,13 +21,19 @@ from .conftest import SHARED_PG, SHARED_REDIS, TEST_KEY, PrivatePostgres, Privat
 from .helpers import count_rows, txn, wait_rows
 
 H = {"X-API-Key": TEST_KEY}
+# Failure drills (issue 9 builds on these): run alone with `pytest -m drill`.
+pytestmark = pytest.mark.drill
 ROOT = Path(__file__).parents[2]
 
 
 def test_redis_down_scores_degraded_and_recovers(make_settings: Any, private_redis: PrivateRedis) -> None:
     settings = make_settings(redis_url=private_redis.url, redis_timeout_ms=100, redis_retry_seconds=0.2)
+    def counter(text: str, name: str) -> float:
+        return float(next(line for line in text.splitlines() if line.startswith(name + " ")).split()[1])
+
     with TestClient(create_app(settings)) as client:
         assert client.post("/v1/score", json=txn(1), headers=H).json()["degraded"] is False
+        before = client.get("/metrics").text
         private_redis.stop()
         started = time.perf_counter()
         down = [client.post("/v1/score", json=txn(i), headers=H) for i in range(2, 12)]
@@ -35,9 +42,9 @@ def test_redis_down_scores_degraded_and_recovers(make_settings: Any, private_red
         assert all(r.json()["degraded"] for r in down)
         assert elapsed < 2.0  # failures are fast: refused connections, then the back-off skips Redis
         assert client.get("/health/ready").json()["velocity_store"] == "down (scoring degraded)"
-        metrics = client.get("/metrics").text
-        errors = [line for line in metrics.splitlines() if line.startswith("fraudstack_velocity_errors_total ")]
-        assert float(errors[0].split()[1]) >= 1
+        after = client.get("/metrics").text
+        assert counter(after, "fraudstack_velocity_errors_total") - counter(before, "fraudstack_velocity_errors_total") >= 1
+        assert counter(after, "fraudstack_degraded_scores_total") - counter(before, "fraudstack_degraded_scores_total") == 10
         private_redis.start()
         deadline = time.monotonic() + 10
         degraded = True
