@@ -11,7 +11,7 @@ import json
 import pulumi
 import pytest
 
-from components.scoring_app import _times, image_ref, lb_controller_policy
+from components.scoring_app_specs import image_ref, lb_controller_policy, times as _times
 from tests.infra.conftest import load_config
 from tests.infra.scoring_app_helpers import ACCOUNT, STACKS, env, inputs, objects, plan, pod
 
