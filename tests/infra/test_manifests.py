@@ -105,3 +105,22 @@ def test_checkov_reports_no_failed_check(stack):
             assert list(skips.values()) == [
                 "CKV_K8S_43=pinned by an immutable tag: the ECR repository refuses to overwrite tags "
                 "(imageTagMutability IMMUTABLE)"]
+
+
+def test_gpu_variant_passes_the_pack_kubernetes_validate_and_checkov(tmp_path):
+    from policies.engine import evaluate
+    from tests.infra.scoring_app_helpers import plan
+    from tests.infra.test_scoring_app import GPU
+    from tools.preview import policy_config, write_manifests
+
+    p = plan("production", {"fraudstack:app": GPU["app"]})
+    violations = evaluate(p["resources"], policy_config("production", None, ROOT), project=p["project"], stack="production")
+    assert [v for v in violations if v["enforcement"] == "mandatory"] == []
+    files = write_manifests(p["resources"], tmp_path)
+    assert len(files) == 13
+    validate = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.34", "--quiet",
+                               *map(str, files)], capture_output=True, text=True, timeout=60)
+    assert validate.returncode == 0, validate.stdout
+    result = subprocess.run([_checkov(), "-d", str(tmp_path), "--framework", "kubernetes", "--quiet", "--compact",
+                             "--skip-download"], capture_output=True, text=True, timeout=120)
+    assert "Failed checks: 0," in result.stdout and result.returncode == 0, result.stdout
