@@ -6,7 +6,9 @@ migrates on its first connection (idempotent), which keeps a bare ``python -m ap
 serve`` working without this step.
 
 Exit codes: 0 migrated (or already current), 1 the database could not be migrated,
-2 the settings are invalid or name no PostgreSQL database.
+2 the settings are invalid, a credential secret is unreadable, or no PostgreSQL database
+is configured. In AWS the password comes from FRAUDSTACK_DATABASE_SECRET_ID
+(app/credentials.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import logging
 import sys
 
 from app.audit import PostgresSink
+from app.credentials import CredentialsError
+from app.credentials import apply as apply_credentials
 from app.settings import SettingsError, load_settings
 
 log = logging.getLogger("fraudstack.migrate")
@@ -34,8 +38,9 @@ def main() -> int:
     """Entry point; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     try:
+        apply_credentials()
         settings = load_settings()
-    except SettingsError as exc:
+    except (SettingsError, CredentialsError) as exc:
         print(f"settings: {exc}", file=sys.stderr)
         return 2
     if not settings.database_url:

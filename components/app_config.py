@@ -99,6 +99,7 @@ class AppConfig(_Model):
     max_replicas: int = Field(12, ge=2, le=500, description="HPA upper bound.")
     cpu_target_percent: int = Field(60, ge=10, le=95, description="HPA target: average CPU utilisation of the requests.")
     requests_per_second_target: int = Field(1000, ge=1, le=100000, description="HPA target: scoring requests per second per pod (pods metric `fraudstack_http_requests_per_second`, served by a metrics adapter).")
+    signed_requests: bool = Field(True, description="Require every request to carry an HMAC signature made with the `hmac-signing-key` secret (FRAUDSTACK_HMAC_SECRET).")
     scheme: Scheme = Field(Scheme.INTERNAL, description="`internal` or `internet-facing` load balancer (internet-facing gets a WAF web ACL).")
     certificate_arn: str | None = Field(None, description="ACM certificate of the HTTPS listener. Required.")
     hostname: str | None = Field(None, description="Host name the Ingress answers for (the certificate must cover it). Unset: any host.")

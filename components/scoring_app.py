@@ -130,6 +130,8 @@ class ScoringAppArgs:
     workers: int = 1
     log_level: str = "INFO"
     gpu: bool = False
+    signed_requests: bool = True
+    """Give the service the HMAC key's secret: every request must then be signed."""
     resources: Resources = Resources("1", "1Gi", "1Gi")
     min_replicas: int = 3
     max_replicas: int = 12

@@ -169,7 +169,7 @@ def environment(
     """The container's environment: the service's ``FRAUDSTACK_*`` settings (app/settings.py).
 
     No value is a credential: keys, tokens and passwords are read from Secrets Manager
-    through the IRSA role, by ARN.
+    through the IRSA role, by ARN (app/credentials.py).
     """
     env = {
         "FRAUDSTACK_ENVIRONMENT": args.environment if args.environment in ("staging", "production") else "staging",
@@ -180,7 +180,6 @@ def environment(
         "FRAUDSTACK_DATABASE_SECRET_ID": database_secret,
         "FRAUDSTACK_REDIS_URL": cache,
         "FRAUDSTACK_REDIS_AUTH_SECRET_ID": secrets["redis-auth-token"],
-        "FRAUDSTACK_HMAC_SECRET_ID": secrets["hmac-signing-key"],
         "FRAUDSTACK_DATA_DIR": DATA_DIR,
         "FRAUDSTACK_BEDROCK_REGION": args.region,
         "FRAUDSTACK_BEDROCK_MODEL_ID": args.bedrock_model_ids[0],
@@ -189,6 +188,8 @@ def environment(
         "AWS_STS_REGIONAL_ENDPOINTS": "regional",
         "TMPDIR": TMP_DIR,
     }
+    if args.signed_requests:
+        env["FRAUDSTACK_HMAC_SECRET_ID"] = secrets["hmac-signing-key"]
     return [{"name": k, "value": v} for k, v in env.items()]
 
 

@@ -151,15 +151,33 @@ def test_environment_comes_from_the_data_tier_outputs_and_holds_no_credential(st
     assert not [r for r in p["resources"] if r["type"] == "kubernetes:core/v1:Secret"]
 
 
-def test_settings_names_in_the_environment_exist_in_the_service():
+def test_every_variable_is_a_service_setting_or_a_credential_secret_it_reads():
+    from app.credentials import SECRET_VARIABLES
     from app.settings import Settings
 
-    known = {f"FRAUDSTACK_{name.upper()}" for name in Settings.model_fields}
-    names = set(env(plan("staging")))
-    # The three *_SECRET_ID variables beyond the API keys are the deployment's side of the
-    # credentials contract (docs/deploy-service.md); every other name is a real setting.
-    proposed = {"FRAUDSTACK_DATABASE_SECRET_ID", "FRAUDSTACK_REDIS_AUTH_SECRET_ID", "FRAUDSTACK_HMAC_SECRET_ID"}
-    assert {n for n in names if n.startswith("FRAUDSTACK_")} - proposed <= known
+    known = {f"FRAUDSTACK_{name.upper()}" for name in Settings.model_fields} | set(SECRET_VARIABLES)
+    names = {n for n in env(plan("staging")) if n.startswith("FRAUDSTACK_")}
+    assert names <= known, names - known
+    assert set(SECRET_VARIABLES) <= names
+
+
+def test_unsigned_requests_leave_the_hmac_key_out():
+    from components.scoring_app import Resources, ScoringAppArgs
+    from components.scoring_app_specs import environment
+
+    args = ScoringAppArgs(
+        name_prefix="fraudstack-test", environment="staging", region="eu-west-1", account_id=ACCOUNT,
+        cluster_name="c", kubeconfig="{}", oidc_provider_arn="arn", oidc_issuer_url="https://issuer", vpc_id="vpc-1",
+        vpc_cidr="10.0.0.0/16", public_subnet_cidrs=(), private_subnet_cidrs=(), isolated_subnet_cidrs=(),
+        public_subnet_ids=[], private_subnet_ids=[], repository_url="repo", image="1.0.0", database_address="db",
+        database_port=5432, database_name="fraudstack", database_username="u", database_secret_arn="arn:db",
+        cache_address="cache", cache_port=6379, secret_arns={}, secrets_key_arn="arn:key", logs_key_arn="arn:logs",
+        bedrock_model_ids=("m",), certificate_arn="arn:cert", resources=Resources("1", "1Gi", "1Gi"),
+        signed_requests=False,
+    )
+    secrets = {"api-keys": "arn:api", "redis-auth-token": "arn:redis", "hmac-signing-key": "arn:hmac"}
+    names = [e["name"] for e in environment(args, "postgresql://u@db:5432/fraudstack", "rediss://cache:6379/0", secrets, "arn:db")]
+    assert "FRAUDSTACK_HMAC_SECRET_ID" not in names and "FRAUDSTACK_REDIS_AUTH_SECRET_ID" in names
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -98,3 +98,75 @@ def test_cuda_failure_falls_back_to_the_cpu(model_dir, monkeypatch, caplog):
     assert calls == [["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]]
     assert m.provider == "CPUExecutionProvider"
     assert "CUDA execution provider unavailable (libcudart.so.12" in caplog.text
+
+
+# --------------------------------------------------------------------------- credentials
+
+def _secrets_client(values: dict[str, str]):
+    import boto3
+    from moto import mock_aws
+
+    mock = mock_aws()
+    mock.start()
+    client = boto3.client("secretsmanager", region_name="eu-west-1", aws_access_key_id="test-key-not-a-secret",
+                          aws_secret_access_key="test-key-not-a-secret")
+    arns = {name: client.create_secret(Name=name, SecretString=value)["ARN"] for name, value in values.items()}
+    return mock, client, arns
+
+
+def test_credentials_fill_the_urls_and_the_hmac_key_from_secrets_manager():
+    from app.credentials import apply
+
+    mock, client, arns = _secrets_client({
+        "db": '{"username": "fraudstack_admin", "password": "p@ss/word:test-not-a-secret"}',
+        "redis": "token-not-a-secret-0123456789",
+        "hmac": "hmac-test-key-not-a-secret-0123456789abcdef",
+    })
+    try:
+        environ = {
+            "FRAUDSTACK_DATABASE_URL": "postgresql://fraudstack_admin@db.example:5432/fraudstack?sslmode=require",
+            "FRAUDSTACK_DATABASE_SECRET_ID": arns["db"],
+            "FRAUDSTACK_REDIS_URL": "rediss://cache.example:6379/0",
+            "FRAUDSTACK_REDIS_AUTH_SECRET_ID": arns["redis"],
+            "FRAUDSTACK_HMAC_SECRET_ID": arns["hmac"],
+        }
+        assert apply(environ, client) == ["FRAUDSTACK_DATABASE_URL", "FRAUDSTACK_HMAC_SECRET", "FRAUDSTACK_REDIS_URL"]
+        assert environ["FRAUDSTACK_DATABASE_URL"] == (
+            "postgresql://fraudstack_admin:p%40ss%2Fword%3Atest-not-a-secret@db.example:5432/fraudstack?sslmode=require")
+        assert environ["FRAUDSTACK_REDIS_URL"] == "rediss://:token-not-a-secret-0123456789@cache.example:6379/0"
+        assert environ["FRAUDSTACK_HMAC_SECRET"] == "hmac-test-key-not-a-secret-0123456789abcdef"
+        # The URL the service builds its connection from parses back to the same password.
+        from urllib.parse import unquote, urlsplit
+
+        assert unquote(urlsplit(environ["FRAUDSTACK_DATABASE_URL"]).password) == "p@ss/word:test-not-a-secret"
+        # Explicit values win, and nothing is read twice.
+        assert apply(environ, client) == []
+    finally:
+        mock.stop()
+
+
+def test_credentials_errors_name_the_variable_and_never_a_value():
+    from app.credentials import CredentialsError, apply
+
+    mock, client, arns = _secrets_client({"db": "not json: hunter2-not-a-secret"})
+    try:
+        environ = {"FRAUDSTACK_DATABASE_URL": "postgresql://u@db:5432/x", "FRAUDSTACK_DATABASE_SECRET_ID": arns["db"]}
+        with pytest.raises(CredentialsError) as err:
+            apply(environ, client)
+        assert str(err.value) == "FRAUDSTACK_DATABASE_SECRET_ID: the secret is not JSON with a password"
+        missing = {"FRAUDSTACK_REDIS_URL": "rediss://c:6379/0", "FRAUDSTACK_REDIS_AUTH_SECRET_ID": "fraudstack/none"}
+        with pytest.raises(CredentialsError) as err:
+            apply(missing, client)
+        assert str(err.value) == "FRAUDSTACK_REDIS_AUTH_SECRET_ID: cannot read secret 'fraudstack/none': ResourceNotFoundException"
+    finally:
+        mock.stop()
+
+
+def test_no_secret_ids_means_no_aws_call():
+    from app.credentials import resolve
+
+    class NoCalls:
+        def get_secret_value(self, **_):
+            raise AssertionError("no AWS call expected")
+
+    assert resolve({"FRAUDSTACK_DATABASE_URL": "postgresql://u@db/x"}, NoCalls()) == {}
