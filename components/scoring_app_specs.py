@@ -158,9 +158,13 @@ def redis_url(address: str, port: int) -> str:
     return f"rediss://{address}:{int(port)}/0"
 
 
+#: The RDS CA bundle baked into the image (app/Dockerfile).
+RDS_CA_BUNDLE = "/opt/fraudstack/rds-global-bundle.pem"
+
+
 def database_url(username: str, address: str, port: int, database: str) -> str:
-    """PostgreSQL URL without a password (read from the RDS-managed secret), TLS required."""
-    return f"postgresql://{username}@{address}:{int(port)}/{database}?sslmode=require"
+    """PostgreSQL URL without a password (read from the RDS-managed secret); TLS verified against the RDS CAs."""
+    return f"postgresql://{username}@{address}:{int(port)}/{database}?sslmode=verify-full&sslrootcert={RDS_CA_BUNDLE}"
 
 
 def environment(

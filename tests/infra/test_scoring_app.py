@@ -133,7 +133,8 @@ def test_environment_comes_from_the_data_tier_outputs_and_holds_no_credential(st
         "FRAUDSTACK_AWS_REGION": "eu-west-1",
         "FRAUDSTACK_API_KEYS_SECRET_ID": out["secretArns"]["api-keys"],
         "FRAUDSTACK_DATABASE_URL": (
-            f"postgresql://fraudstack_admin@{out['databaseAddress']}:5432/{out['databaseName']}?sslmode=require"
+            f"postgresql://fraudstack_admin@{out['databaseAddress']}:5432/{out['databaseName']}"
+            "?sslmode=verify-full&sslrootcert=/opt/fraudstack/rds-global-bundle.pem"
         ),
         "FRAUDSTACK_DATABASE_SECRET_ID": out["databaseMasterUserSecretArn"],
         "FRAUDSTACK_REDIS_URL": f"rediss://{out['cachePrimaryEndpoint']}:6379/0",
@@ -149,6 +150,15 @@ def test_environment_comes_from_the_data_tier_outputs_and_holds_no_credential(st
     # The same environment for the migrations, which must finish before the rollout.
     assert env(p, "app-migrate") == env(p)
     assert not [r for r in p["resources"] if r["type"] == "kubernetes:core/v1:Secret"]
+
+
+def test_the_image_carries_the_ca_bundle_the_database_url_names():
+    from pathlib import Path
+
+    from components.scoring_app_specs import RDS_CA_BUNDLE
+
+    runtime = (Path(__file__).parents[2] / "app" / "Dockerfile").read_text().split("AS runtime", 1)[1]
+    assert f"https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem {RDS_CA_BUNDLE}" in runtime
 
 
 def test_every_variable_is_a_service_setting_or_a_credential_secret_it_reads():
