@@ -8,10 +8,10 @@ Inputs, all in the repository:
   line in ``docs/BENCHMARKS.md``:
   ``<!-- capacity: scores_per_worker_per_s=<n> p99_ms=<n> p99_at_rps=<n> -->``
   (written by whoever runs ``python -m bench.run``; the prose around it says how);
-- the pod shape, load assumptions and prices (with their date and region) in
-  ``docs/capacity/inputs.yaml``;
-- each stack's node instance type and sizes, AZs, NAT, endpoints, database and cache,
-  from ``Pulumi.<stack>.yaml`` validated by ``StackConfig``.
+- load assumptions and prices (with their date and region) in ``docs/capacity/inputs.yaml``;
+- each stack's pod shape and HPA (``fraudstack:app``), node instance type and sizes, AZs,
+  NAT, endpoints, database and cache, from ``Pulumi.<stack>.yaml`` validated by
+  ``StackConfig``.
 """
 
 from __future__ import annotations
@@ -68,8 +68,20 @@ class StackShape:
     db_multi_az: bool
     cache_node_type: str
     cache_nodes: int
+    workers_per_pod: int
+    cpu_per_pod: float
+    memory_gib_per_pod: float
+    min_replicas: int
+    max_replicas: int
+    hpa_cpu_target: float
+    """HPA target as a share of the CPU request (``app.cpuTargetPercent`` / 100)."""
     p99_alarm_ms: float = 0.0
     """The stack's p99 latency alarm threshold (``alarms.service.p99LatencyMs``)."""
+
+    @property
+    def per_pod_rate(self) -> float:
+        """Share of a pod's saturation throughput (per measured worker) it carries at the HPA target."""
+        return self.workers_per_pod * self.hpa_cpu_target
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class Row:
     pods: int
     nodes: int
     over_max: bool
+    over_hpa: bool
+    """More pods than ``app.maxReplicas``: the HPA stops short of the peak."""
     compute_monthly: float
     fixed_monthly: float
 
@@ -122,12 +136,11 @@ def read_inputs(path: Path = INPUTS) -> dict[str, Any]:
     for key in ("model", "volumes_per_day", "region", "currency", "as_of", "hours_per_month", "instances", "services", "database", "cache"):
         if key not in data:
             raise CapacityInputError(f"{path}: missing {key}")
-    for key in ("peak_factor", "hpa_cpu_target", "workers_per_pod", "cpu_per_pod", "memory_gib_per_pod",
-                "min_replicas", "node_reserved_vcpu", "node_reserved_memory_gib"):
+    for key in ("peak_factor", "node_reserved_vcpu", "node_reserved_memory_gib"):
         if key not in data["model"]:
             raise CapacityInputError(f"{path}: missing model.{key}")
-    if not 0 < data["model"]["hpa_cpu_target"] <= 1:
-        raise CapacityInputError(f"{path}: model.hpa_cpu_target must be in (0, 1]")
+    if not data["model"]["peak_factor"] >= 1:
+        raise CapacityInputError(f"{path}: model.peak_factor must be at least 1")
     return data
 
 
@@ -135,6 +148,7 @@ def stack_shape(stack: str) -> StackShape:
     """A stack's config reduced to what the model needs (validated like the program does)."""
     import pulumi
 
+    from components.app_config import cpu_millicores
     from components.config import NatStrategy, load_stack_config
     from components.endpoints import SERVICES
     from tools.plan import stack_config
@@ -157,6 +171,12 @@ def stack_shape(stack: str) -> StackShape:
         db_multi_az=cfg.database.multi_az,
         cache_node_type=cfg.cache.node_type,
         cache_nodes=1 + cfg.cache.replicas,
+        workers_per_pod=cfg.app.workers,
+        cpu_per_pod=cpu_millicores(cfg.app.resources.cpu) / 1000,
+        memory_gib_per_pod=cfg.app.resources.mebibytes("memory") / 1024,
+        min_replicas=cfg.app.min_replicas,
+        max_replicas=cfg.app.max_replicas,
+        hpa_cpu_target=cfg.app.cpu_target_percent / 100,
         p99_alarm_ms=float(cfg.alarms.service.p99_latency_ms),
     )
 
@@ -167,10 +187,10 @@ def _price(table: dict[str, Any], key: str, what: str) -> Any:
     return table[key]
 
 
-def pods_per_node(instance: dict[str, Any], model: dict[str, Any]) -> int:
+def pods_per_node(instance: dict[str, Any], model: dict[str, Any], shape: StackShape) -> int:
     """Scoring pods one node holds after the system reservation (CPU or memory, whichever binds)."""
-    by_cpu = (instance["vcpu"] - model["node_reserved_vcpu"]) / model["cpu_per_pod"]
-    by_memory = (instance["memory_gib"] - model["node_reserved_memory_gib"]) / model["memory_gib_per_pod"]
+    by_cpu = (instance["vcpu"] - model["node_reserved_vcpu"]) / shape.cpu_per_pod
+    by_memory = (instance["memory_gib"] - model["node_reserved_memory_gib"]) / shape.memory_gib_per_pod
     fits = math.floor(min(by_cpu, by_memory) + 1e-9)
     if fits < 1:
         raise CapacityInputError("a scoring pod does not fit on the CPU instance type after the system reservation")
@@ -200,10 +220,10 @@ def size(per_day: int, shape: StackShape, bench: Benchmark, inputs: dict[str, An
     model = inputs["model"]
     avg = per_day / SECONDS_PER_DAY
     peak = avg * model["peak_factor"]
-    per_pod_at_target = bench.scores_per_worker_per_s * model["workers_per_pod"] * model["hpa_cpu_target"]
-    pods = max(model["min_replicas"], math.ceil(peak / per_pod_at_target))
+    per_pod_at_target = bench.scores_per_worker_per_s * shape.per_pod_rate
+    pods = max(shape.min_replicas, math.ceil(peak / per_pod_at_target))
     instance = _price(inputs["instances"], shape.cpu_instance_type, "instance")
-    nodes = max(shape.cpu_min_nodes, math.ceil(pods / pods_per_node(instance, model)))
+    nodes = max(shape.cpu_min_nodes, math.ceil(pods / pods_per_node(instance, model, shape)))
     compute = nodes * instance["hourly"] * inputs["hours_per_month"]
     return Row(
         per_day=per_day,
@@ -212,6 +232,7 @@ def size(per_day: int, shape: StackShape, bench: Benchmark, inputs: dict[str, An
         pods=pods,
         nodes=nodes,
         over_max=nodes > shape.cpu_max_nodes,
+        over_hpa=pods > shape.max_replicas,
         compute_monthly=compute,
         fixed_monthly=sum(fixed_monthly(shape, inputs).values()),
     )
@@ -227,7 +248,6 @@ def _volume(n: int) -> str:
 def render(bench: Benchmark, inputs: dict[str, Any], shapes: Sequence[StackShape]) -> str:
     """docs/CAPACITY.md, from the three inputs only (no clock, no environment)."""
     model, cur = inputs["model"], inputs["currency"]
-    per_pod = bench.scores_per_worker_per_s * model["workers_per_pod"] * model["hpa_cpu_target"]
     out = [
         "# Capacity model",
         "",
@@ -240,12 +260,11 @@ def render(bench: Benchmark, inputs: dict[str, Any], shapes: Sequence[StackShape
         f"- Measured: one uvicorn worker on one core scores **{bench.scores_per_worker_per_s:g} transactions/s** "
         f"at saturation; p99 **{bench.p99_ms:g} ms** at {bench.p99_at_rps:g} requests/s (see BENCHMARKS.md for the machine and command).",
         f"- Peak factor **{model['peak_factor']:g}**: the busiest hour runs at {model['peak_factor']:g}x the daily average.",
-        f"- HPA CPU target **{model['hpa_cpu_target']:.0%}**: a pod is sized to carry {per_pod:g} transactions/s "
-        f"({model['hpa_cpu_target']:.0%} of its measured saturation), the rest is headroom while the HPA and the "
-        "Cluster Autoscaler add pods and nodes.",
-        f"- Pod: {model['workers_per_pod']} worker, {model['cpu_per_pod']:g} vCPU and {model['memory_gib_per_pod']:g} GiB requested; "
-        f"at least {model['min_replicas']} replicas. Per node {model['node_reserved_vcpu']:g} vCPU and "
-        f"{model['node_reserved_memory_gib']:g} GiB stay reserved for the kubelet and DaemonSets.",
+        "- Pods as each stack configures them (`fraudstack:app`: workers, CPU and memory requests, "
+        "min/max replicas, HPA CPU target). A pod is sized to carry its workers' measured saturation "
+        "times the HPA target; the rest is headroom while the HPA and the Cluster Autoscaler add pods and nodes.",
+        f"- Per node {model['node_reserved_vcpu']:g} vCPU and {model['node_reserved_memory_gib']:g} GiB stay "
+        "reserved for the kubelet and DaemonSets.",
         f"- Prices: on-demand, {inputs['region']}, {cur}, as of **{inputs['as_of']}**, {inputs['hours_per_month']} hours a month "
         "(source and caveats in `docs/capacity/inputs.yaml`). Traffic-dependent charges (NAT and endpoint data "
         "processing, load balancer LCUs, CloudWatch, storage and backups, Bedrock tokens) are not included.",
@@ -253,33 +272,47 @@ def render(bench: Benchmark, inputs: dict[str, Any], shapes: Sequence[StackShape
     ]
     for shape in shapes:
         instance = inputs["instances"][shape.cpu_instance_type]
-        ppn = pods_per_node(instance, model)
+        ppn = pods_per_node(instance, model, shape)
         fixed = fixed_monthly(shape, inputs)
+        per_pod = bench.scores_per_worker_per_s * shape.per_pod_rate
+        ceiling_nodes = math.ceil(shape.max_replicas / ppn)
         out += [
             f"## {shape.name}",
+            "",
+            f"Pod: {shape.workers_per_pod} worker{'' if shape.workers_per_pod == 1 else 's'}, "
+            f"{shape.cpu_per_pod:g} vCPU, {shape.memory_gib_per_pod:g} GiB; HPA {shape.min_replicas}-{shape.max_replicas} "
+            f"replicas at {shape.hpa_cpu_target:.0%} CPU, so a pod carries {per_pod:,.0f} transactions/s and the HPA's "
+            f"ceiling is {shape.max_replicas * per_pod:,.0f}/s.",
             "",
             f"CPU nodes: `{shape.cpu_instance_type}` ({instance['vcpu']} vCPU, {instance['memory_gib']} GiB, "
             f"{instance['hourly']:.4f} {cur}/h), {ppn} scoring pod{'' if ppn == 1 else 's'} per node; the stack allows "
             f"{shape.cpu_min_nodes}-{shape.cpu_max_nodes} nodes (`fraudstack:cluster.cpuNodes`).",
             "",
             *_p99_warning(bench, shape),
+            *_ceiling_warning(shape, ceiling_nodes),
             "| transactions/day | average/s | peak/s | pods | CPU nodes | compute/month | fixed/month | total/month |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
-        notes = []
+        notes, hpa_notes = [], []
         for per_day in inputs["volumes_per_day"]:
             row = size(per_day, shape, bench, inputs)
             flag = " *" if row.over_max else ""
+            pod_flag = " †" if row.over_hpa else ""
             out.append(
-                f"| {_volume(per_day)} | {row.avg_tps:,.0f} | {row.peak_tps:,.0f} | {row.pods} | {row.nodes}{flag} | "
+                f"| {_volume(per_day)} | {row.avg_tps:,.0f} | {row.peak_tps:,.0f} | {row.pods}{pod_flag} | {row.nodes}{flag} | "
                 f"{row.compute_monthly:,.0f} | {row.fixed_monthly:,.0f} | {row.total_monthly:,.0f} |"
             )
+            if row.over_hpa:
+                hpa_notes.append(_volume(per_day))
             if row.over_max:
                 notes.append(
                     f"{_volume(per_day)}/day needs {row.nodes} CPU nodes: raise `cluster.cpuNodes.maxSize` "
                     f"(now {shape.cpu_max_nodes}) before that volume arrives."
                 )
         out.append("")
+        if hpa_notes:
+            out += [f"† more pods than `app.maxReplicas` ({shape.max_replicas}) at {', '.join(hpa_notes)}/day: "
+                    "raise it (and the node group with it) before that volume arrives.", ""]
         if notes:
             out += ["\\* over the configured maximum: " + " ".join(notes), ""]
         out += [f"Fixed part ({cur}/month):", ""]
@@ -288,13 +321,14 @@ def render(bench: Benchmark, inputs: dict[str, Any], shapes: Sequence[StackShape
     out += [
         "## Reading the table",
         "",
-        "- Pods = max(minimum replicas, ceil(peak/s / per-pod rate at the HPA target)); nodes = max(the group's "
-        "minimum, ceil(pods / pods per node)). The HPA's maximum (`fraudstack:app.maxReplicas`) must be at least "
-        "the pods column, and the node group's `maxSize` at least the nodes column, or the peak queues.",
+        "- Pods = max(`app.minReplicas`, ceil(peak/s / per-pod rate at the HPA target)); nodes = max(the group's "
+        "minimum, ceil(pods / pods per node)). `app.maxReplicas` must be at least the pods column, and "
+        "`cluster.cpuNodes.maxSize` at least the nodes column, or the peak queues.",
         "- The model scales the scoring tier only. The database and the cache stay at their configured size: at "
         "100 M/day and above the audit trail receives over a thousand inserts a second at peak; load-test RDS "
         "(instance class, IOPS) and Redis (node type, shards) at that rate before relying on these rows.",
-        _latency_note(bench, per_pod),
+        *(_latency_note(bench, bench.scores_per_worker_per_s * shape.per_pod_rate / shape.workers_per_pod, shape.name)
+          for shape in shapes),
         "",
     ]
     return "\n".join(out)
@@ -312,14 +346,26 @@ def _p99_warning(bench: Benchmark, shape: StackShape) -> list[str]:
     ]
 
 
-def _latency_note(bench: Benchmark, per_pod: float) -> str:
-    if per_pod <= bench.p99_at_rps:
-        verdict = (f"each pod is loaded with at most {per_pod:g}/s, no more than that rate, so {bench.p99_ms:g} ms "
-                   "bounds the service's own p99 per pod")
+def _ceiling_warning(shape: StackShape, ceiling_nodes: int) -> list[str]:
+    if ceiling_nodes <= shape.cpu_max_nodes:
+        return []
+    return [
+        f"**The HPA cannot reach its maximum:** {shape.max_replicas} pods (`app.maxReplicas`) need {ceiling_nodes} "
+        f"`{shape.cpu_instance_type}` nodes, `cluster.cpuNodes.maxSize` is {shape.cpu_max_nodes}; the pods beyond "
+        "stay Pending at the peak. Raise `maxSize`, or use a larger instance type that packs the pods better.",
+        "",
+    ]
+
+
+def _latency_note(bench: Benchmark, per_worker: float, stack: str = "") -> str:
+    where = f" ({stack})" if stack else ""
+    if per_worker <= bench.p99_at_rps:
+        verdict = (f"each worker is loaded with at most {per_worker:,.0f}/s, no more than that rate, so {bench.p99_ms:g} ms "
+                   "bounds the service's own p99")
     else:
-        verdict = (f"each pod is loaded with up to {per_pod:g}/s, more than that rate: measure the p99 at "
-                   f"{per_pod:g}/s (`python -m bench.run --rates {math.ceil(per_pod)}`) before relying on it")
-    return (f"- Latency: the p99 was measured at {bench.p99_at_rps:g} requests/s on one worker; {verdict}. "
+        verdict = (f"each worker is loaded with up to {per_worker:,.0f}/s, more than that rate: measure the p99 at "
+                   f"that rate (`python -m bench.run --rates {math.ceil(per_worker)}`) before relying on it")
+    return (f"- Latency{where}: the p99 was measured at {bench.p99_at_rps:g} requests/s on one worker; {verdict}. "
             "A client also sees the network and the load balancer.")
 
 

@@ -15,6 +15,7 @@ SHAPE = StackShape(
     name="t", az_count=3, nat_gateways=3, interface_endpoints=6, cpu_instance_type="m7i.xlarge",
     cpu_min_nodes=3, cpu_max_nodes=12, gpu_instance_type="g6.xlarge", gpu_min_nodes=1,
     db_instance_class="db.r7g.large", db_multi_az=True, cache_node_type="cache.r7g.large", cache_nodes=3,
+    workers_per_pod=1, cpu_per_pod=1.0, memory_gib_per_pod=1.0, min_replicas=3, max_replicas=60, hpa_cpu_target=0.6,
 )
 
 
@@ -70,9 +71,19 @@ def test_pods_carry_only_the_hpa_target_share_and_nodes_hold_what_fits(inputs):
     row = size(1_000_000_000, SHAPE, BENCH, inputs)
     assert round(row.avg_tps) == 11_574 and round(row.peak_tps) == 34_722
     assert row.pods == 58
-    assert capacity.pods_per_node(inputs["instances"]["m7i.xlarge"], inputs["model"]) == 3
+    assert capacity.pods_per_node(inputs["instances"]["m7i.xlarge"], inputs["model"], SHAPE) == 3
     assert row.nodes == 20 and row.over_max
+    assert not row.over_hpa
     assert row.compute_monthly == pytest.approx(20 * 0.2243 * 730)
+
+
+def test_two_worker_pods_carry_twice_and_pack_by_their_cpu(inputs):
+    from dataclasses import replace
+
+    big = replace(SHAPE, workers_per_pod=2, cpu_per_pod=2.0, max_replicas=24)
+    row = size(1_000_000_000, big, BENCH, inputs)
+    # 1,200/s per pod -> 29 pods; floor((4 - 0.6) / 2) = 1 pod per m7i.xlarge -> 29 nodes
+    assert (row.pods, row.nodes, row.over_hpa, row.over_max) == (29, 29, True, True)
 
 
 def test_small_volumes_stay_at_the_minimums(inputs):
@@ -93,8 +104,9 @@ def test_fixed_part_counts_every_always_on_piece(inputs):
 
 
 def test_memory_can_bind_before_cpu(inputs):
-    model = {**inputs["model"], "memory_gib_per_pod": 6.0}
-    assert capacity.pods_per_node({"vcpu": 4, "memory_gib": 16}, model) == 2
+    from dataclasses import replace
+
+    assert capacity.pods_per_node({"vcpu": 4, "memory_gib": 16}, inputs["model"], replace(SHAPE, memory_gib_per_pod=6.0)) == 2
 
 
 def test_an_instance_without_a_price_is_named(inputs):
@@ -110,6 +122,7 @@ def test_stack_shapes_come_from_the_stack_files():
         name="production", az_count=3, nat_gateways=3, interface_endpoints=6, cpu_instance_type="m7i.xlarge",
         cpu_min_nodes=3, cpu_max_nodes=12, gpu_instance_type="g6.xlarge", gpu_min_nodes=1,
         db_instance_class="db.r7g.large", db_multi_az=True, cache_node_type="cache.r7g.large", cache_nodes=3,
+        workers_per_pod=2, cpu_per_pod=2.0, memory_gib_per_pod=2.0, min_replicas=3, max_replicas=24, hpa_cpu_target=0.6,
         p99_alarm_ms=50,
     )
     staging = capacity.stack_shape("staging")
@@ -134,6 +147,14 @@ def test_a_p99_above_the_stacks_alarm_is_called_out():
 def test_latency_note_tells_when_the_measured_p99_does_not_cover_the_pod_rate():
     assert "bounds the service's own p99" in capacity._latency_note(BENCH, 600)
     assert "--rates 900" in capacity._latency_note(BENCH, 900)
+
+
+def test_an_hpa_ceiling_the_node_group_cannot_hold_is_called_out():
+    from dataclasses import replace
+
+    assert capacity._ceiling_warning(SHAPE, 12) == []
+    (warning, _) = capacity._ceiling_warning(replace(SHAPE, max_replicas=24), 24)
+    assert "24 pods (`app.maxReplicas`) need 24 `m7i.xlarge` nodes, `cluster.cpuNodes.maxSize` is 12" in warning
 
 
 # --------------------------------------------------------------------------- the document
