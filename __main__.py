@@ -237,6 +237,7 @@ app = ScoringApp(
         log_level=app_cfg.log_level,
         gpu=app_cfg.gpu,
         signed_requests=app_cfg.signed_requests,
+        metrics_scrapers=app_cfg.metrics_scrapers,
         resources=Resources(app_cfg.resources.cpu, app_cfg.resources.memory, app_cfg.resources.ephemeral_storage),
         min_replicas=app_cfg.min_replicas,
         max_replicas=app_cfg.max_replicas,

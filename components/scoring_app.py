@@ -131,6 +131,8 @@ class ScoringAppArgs:
     log_level: str = "INFO"
     gpu: bool = False
     signed_requests: bool = True
+    metrics_scrapers: Sequence[str] = ()
+    """Namespaces allowed to scrape ``/metrics`` on the service port."""
     """Give the service the HMAC key's secret: every request must then be signed."""
     resources: Resources = Resources("1", "1Gi", "1Gi")
     min_replicas: int = 3
