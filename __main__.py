@@ -238,6 +238,7 @@ app = ScoringApp(
         gpu=app_cfg.gpu,
         signed_requests=app_cfg.signed_requests,
         metrics_scrapers=app_cfg.metrics_scrapers,
+        wait_for=[cluster.cpu_nodes, cluster.gpu_nodes],
         resources=Resources(app_cfg.resources.cpu, app_cfg.resources.memory, app_cfg.resources.ephemeral_storage),
         min_replicas=app_cfg.min_replicas,
         max_replicas=app_cfg.max_replicas,

@@ -443,6 +443,8 @@ def test_every_app_resource_is_a_child_of_the_component():
     kinds = {r["type"] for r in p["resources"] if r["parent"] == "app"}
     assert {"kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job", "aws:iam/role:Role",
             "kubernetes:helm.sh/v3:Release", "aws:s3/bucket:Bucket", "pulumi:providers:kubernetes"} <= kinds
+    provider = objects(p)["app-k8s"]
+    assert {"eks-cpu-group", "eks-gpu-group"} <= set(provider["dependencies"]), "nothing reaches the cluster before its nodes"
     k8s_objects = [r for r in p["resources"] if r["parent"] == "app" and r["type"].startswith("kubernetes:")]
     assert k8s_objects and all(r["provider"].split("::")[-1].startswith("app-k8s") for r in k8s_objects)
 
