@@ -241,8 +241,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def fast_batch(request: Request) -> Response:
         return await score_batch(request, _flag(request, "reasons", True))
 
+    async def fast_infer(request: Request) -> Response:
+        return await v2_infer(request, request.path_params["name"])
+
     app.router.routes[0:0] = [_FastRoute("/v1/score", fast_score, methods=["POST"]),
-                              _FastRoute("/v1/score/batch", fast_batch, methods=["POST"])]
+                              _FastRoute("/v1/score/batch", fast_batch, methods=["POST"]),
+                              _FastRoute("/v2/models/{name}/infer", fast_infer, methods=["POST"])]
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

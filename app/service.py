@@ -109,7 +109,8 @@ class Service:
             self.redis_bulk = aioredis.from_url(s.redis_url, socket_timeout=self._bulk_timeout(), socket_connect_timeout=max(timeout, 0.2),
                                                 health_check_interval=0, retry_on_timeout=False)
             self.guard = RedisGuard(self.redis, s.redis_retry_seconds)
-            self.velocity = Velocity(RedisVelocityStore(self.redis, key_prefix=f"{s.redis_key_prefix}vel", timeout=timeout), self.guard)
+            self.velocity = Velocity(RedisVelocityStore(self.redis, key_prefix=f"{s.redis_key_prefix}vel", timeout=timeout,
+                                                       result_ttl=s.velocity_result_ttl_seconds), self.guard)
         else:
             self.velocity = Velocity(MemoryVelocityStore(), None)
         self.limiter = RateLimiter(self.guard, s.redis_key_prefix, s.rate_limit_per_second)

@@ -100,6 +100,7 @@ class AppConfig(_Model):
     cpu_target_percent: int = Field(60, ge=10, le=95, description="HPA target: average CPU utilisation of the requests.")
     requests_per_second_target: int = Field(1000, ge=1, le=100000, description="HPA target: scoring requests per second per pod (pods metric `fraudstack_http_requests_per_second`, served by a metrics adapter).")
     signed_requests: bool = Field(True, description="Require every request to carry an HMAC signature made with the `hmac-signing-key` secret (FRAUDSTACK_HMAC_SECRET).")
+    metrics_scrapers: tuple[str, ...] = Field(default_factory=tuple, description="Namespaces whose pods may scrape `/metrics` on the service port (Prometheus feeding the request-rate metric); empty: none.")
     scheme: Scheme = Field(Scheme.INTERNAL, description="`internal` or `internet-facing` load balancer (internet-facing gets a WAF web ACL).")
     certificate_arn: str | None = Field(None, description="ACM certificate of the HTTPS listener. Required.")
     hostname: str | None = Field(None, description="Host name the Ingress answers for (the certificate must cover it). Unset: any host.")
@@ -115,6 +116,16 @@ class AppConfig(_Model):
             raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits, dashes, at most 63)")
         if value in ("default", "kube-system", "kube-public", "kube-node-lease"):
             raise ValueError(f"{value!r} is reserved; the service gets its own namespace")
+        return value
+
+    @field_validator("metrics_scrapers")
+    @classmethod
+    def _scrapers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for ns in value:
+            if not _DNS_LABEL_RE.match(ns):
+                raise ValueError(f"{ns!r} is not a namespace name")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a namespace twice")
         return value
 
     @field_validator("image")

@@ -131,6 +131,8 @@ class ScoringAppArgs:
     log_level: str = "INFO"
     gpu: bool = False
     signed_requests: bool = True
+    metrics_scrapers: Sequence[str] = ()
+    """Namespaces allowed to scrape ``/metrics`` on the service port."""
     """Give the service the HMAC key's secret: every request must then be signed."""
     resources: Resources = Resources("1", "1Gi", "1Gi")
     min_replicas: int = 3
@@ -146,6 +148,10 @@ class ScoringAppArgs:
     lb_controller_version: str = "1.14.0"
     tags: Mapping[str, str] = field(default_factory=dict)
     """Required tags; AWS children add their own ``Name``, the ALB gets them through the controller."""
+    wait_for: Sequence[pulumi.Resource] = ()
+    """What must exist before anything is applied to the cluster: the node groups (which
+    wait for the VPC CNI with network-policy enforcement), so pods can schedule and no pod
+    ever runs before its NetworkPolicies are enforced."""
 
 
 # --------------------------------------------------------------------------- the component
@@ -172,7 +178,7 @@ class ScoringApp(pulumi.ComponentResource):
             kubeconfig=args.kubeconfig,
             # Server-side apply: field ownership is tracked, so kubectl edits show up as drift.
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
         )
         self._namespace()
         self._identity()

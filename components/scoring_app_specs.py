@@ -455,7 +455,8 @@ def network_policies(args: ScoringAppArgs) -> dict[str, dict[str, Any]]:
     """NetworkPolicy specs by name: default deny both ways, then the allow-lists.
 
     Ingress reaches the service port only from the ALB's subnets (target type ``ip``: the
-    ALB connects to pod IPs from its nodes in those subnets). Egress: cluster DNS,
+    ALB connects to pod IPs from its nodes in those subnets) and, when configured, from the
+    metrics scrapers' namespaces. Egress: cluster DNS,
     PostgreSQL and Redis in the isolated subnets, and 443 to the interface endpoints in
     the private subnets (Secrets Manager, STS, Bedrock, CloudWatch, ECR).
     """
@@ -482,7 +483,20 @@ def network_policies(args: ScoringAppArgs) -> dict[str, dict[str, Any]]:
         "allow-ingress-from-alb": {
             "podSelector": {"matchLabels": selector(args)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": blocks(lb_cidrs), "ports": [tcp(CONTAINER_PORT)]}],
+            "ingress": [
+                {"from": blocks(lb_cidrs), "ports": [tcp(CONTAINER_PORT)]},
+                *(
+                    [{
+                        "from": [
+                            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+                            for ns in args.metrics_scrapers
+                        ],
+                        "ports": [tcp(CONTAINER_PORT)],
+                    }]
+                    if args.metrics_scrapers
+                    else []
+                ),
+            ],
         },
         "allow-egress": {
             "podSelector": part_of,

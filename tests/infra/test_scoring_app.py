@@ -49,6 +49,23 @@ POD_SC = {
 GPU = {"app": {"gpu": True, "maxReplicas": 4}}
 
 
+def _args(**changes):
+    """ScoringAppArgs with placeholder values, for the pure builders."""
+    from components.scoring_app import Resources, ScoringAppArgs
+
+    values = dict(
+        name_prefix="fraudstack-test", environment="staging", region="eu-west-1", account_id=ACCOUNT,
+        cluster_name="c", kubeconfig="{}", oidc_provider_arn="arn", oidc_issuer_url="https://issuer", vpc_id="vpc-1",
+        vpc_cidr="10.0.0.0/16", public_subnet_cidrs=("10.0.96.0/24",), private_subnet_cidrs=("10.0.0.0/19",),
+        isolated_subnet_cidrs=("10.0.99.0/24",), public_subnet_ids=[], private_subnet_ids=[], repository_url="repo",
+        image="1.0.0", database_address="db", database_port=5432, database_name="fraudstack", database_username="u",
+        database_secret_arn="arn:db", cache_address="cache", cache_port=6379, secret_arns={}, secrets_key_arn="arn:key",
+        logs_key_arn="arn:logs", bedrock_model_ids=("m",), certificate_arn="arn:cert", resources=Resources("1", "1Gi", "1Gi"),
+    )
+    values.update(changes)
+    return ScoringAppArgs(**values)
+
+
 def _stack(stack):
     return plan(stack), PER_STACK[stack]
 
@@ -172,19 +189,9 @@ def test_every_variable_is_a_service_setting_or_a_credential_secret_it_reads():
 
 
 def test_unsigned_requests_leave_the_hmac_key_out():
-    from components.scoring_app import Resources, ScoringAppArgs
     from components.scoring_app_specs import environment
 
-    args = ScoringAppArgs(
-        name_prefix="fraudstack-test", environment="staging", region="eu-west-1", account_id=ACCOUNT,
-        cluster_name="c", kubeconfig="{}", oidc_provider_arn="arn", oidc_issuer_url="https://issuer", vpc_id="vpc-1",
-        vpc_cidr="10.0.0.0/16", public_subnet_cidrs=(), private_subnet_cidrs=(), isolated_subnet_cidrs=(),
-        public_subnet_ids=[], private_subnet_ids=[], repository_url="repo", image="1.0.0", database_address="db",
-        database_port=5432, database_name="fraudstack", database_username="u", database_secret_arn="arn:db",
-        cache_address="cache", cache_port=6379, secret_arns={}, secrets_key_arn="arn:key", logs_key_arn="arn:logs",
-        bedrock_model_ids=("m",), certificate_arn="arn:cert", resources=Resources("1", "1Gi", "1Gi"),
-        signed_requests=False,
-    )
+    args = _args(signed_requests=False)
     secrets = {"api-keys": "arn:api", "redis-auth-token": "arn:redis", "hmac-signing-key": "arn:hmac"}
     names = [e["name"] for e in environment(args, "postgresql://u@db:5432/fraudstack", "rediss://cache:6379/0", secrets, "arn:db")]
     assert "FRAUDSTACK_HMAC_SECRET_ID" not in names and "FRAUDSTACK_REDIS_AUTH_SECRET_ID" in names
@@ -255,6 +262,18 @@ def test_network_policies_default_deny_then_exact_allow_lists(stack):
             {"to": [{"ipBlock": {"cidr": c}} for c in exp["private"]], "ports": [{"protocol": "TCP", "port": 443}]},
         ],
     }
+
+
+def test_metrics_scrapers_may_reach_the_service_port():
+    from components.scoring_app_specs import network_policies
+
+    args = _args(metrics_scrapers=("monitoring", "observability"))
+    ingress = network_policies(args)["allow-ingress-from-alb"]["ingress"]
+    assert ingress[1] == {
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}} for ns in ("monitoring", "observability")],
+        "ports": [{"protocol": "TCP", "port": 8080}],
+    }
+    assert len(network_policies(_args())["allow-ingress-from-alb"]["ingress"]) == 1
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -424,6 +443,8 @@ def test_every_app_resource_is_a_child_of_the_component():
     kinds = {r["type"] for r in p["resources"] if r["parent"] == "app"}
     assert {"kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job", "aws:iam/role:Role",
             "kubernetes:helm.sh/v3:Release", "aws:s3/bucket:Bucket", "pulumi:providers:kubernetes"} <= kinds
+    provider = objects(p)["app-k8s"]
+    assert {"eks-cpu-group", "eks-gpu-group"} <= set(provider["dependencies"]), "nothing reaches the cluster before its nodes"
     k8s_objects = [r for r in p["resources"] if r["parent"] == "app" and r["type"].startswith("kubernetes:")]
     assert k8s_objects and all(r["provider"].split("::")[-1].startswith("app-k8s") for r in k8s_objects)
 
@@ -452,6 +473,7 @@ BAD_APP = [
     ({"resources": {"memory": "2G"}}, "fraudstack:app.resources.memory: '2G' is not a quantity of at least 256Mi in Mi or Gi (e.g. 512Mi, 2Gi)"),
     ({"gpu": True}, "fraudstack:app.maxReplicas: with gpu each replica takes a GPU node, and cluster.gpuNodes.maxSize is 4; lower maxReplicas to 4 or grow the GPU group"),
     ({"accessLogRetentionDays": 90}, "fraudstack:app.accessLogRetentionDays: production keeps load balancer logs at least 365 days, got 90"),
+    ({"metricsScrapers": ["Monitoring"]}, "fraudstack:app.metricsScrapers: 'Monitoring' is not a namespace name"),
     ({"replicas": 3}, "fraudstack:app.replicas: unknown key (check the spelling; keys are camelCase)"),
 ]
 

@@ -146,3 +146,23 @@ def test_csv_errors_name_the_problem(tmp_path, capsys):
     meta = json.loads((out / "model.json").read_text())
     assert "merchant" not in meta["features"] and meta["training"]["time_ordered"] is False
     assert len(meta["training"]["search"]) == len(FAST_GRID)
+
+
+def test_label_delay_hides_late_frauds_from_training(tmp_path):
+    from app.training.simulate import SimulationArgs, simulate
+    from app.training.train import dataset_from_transactions, train_and_export
+
+    df = simulate(SimulationArgs(rows=12_000, fraud_rate=0.02, days=14, seed=5))
+    data = dataset_from_transactions(df, "test")
+    args = ProcedureArgs(grid=FAST_GRID, max_iter=30, n_iter_no_change=10)
+    meta = train_and_export(data, tmp_path / "m", args=args, log=None, label_delay=True)
+    hidden = meta["training"]["label_delay"]
+    # frauds in the last days before the cutoff cannot have been reported yet
+    assert hidden["applied"] is True and hidden["frauds_hidden"] > 0
+    train_frauds = int(df["is_fraud"].iloc[: meta["training"]["rows"]["train"]].sum())
+    assert meta["training"]["positives"]["train"] + hidden["frauds_hidden"] == train_frauds
+    late = (df["label_available_at"] > df["timestamp"].iloc[meta["training"]["rows"]["train"]])
+    assert hidden["frauds_hidden"] == int((late & (df["is_fraud"] == 1)).iloc[: meta["training"]["rows"]["train"]].sum())
+    with pytest.raises(ValueError, match="label"):
+        train_and_export(data.__class__(X=data.X, y=data.y, feature_names=data.feature_names),
+                         tmp_path / "n", args=args, log=None, label_delay=True)

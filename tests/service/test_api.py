@@ -368,3 +368,13 @@ def test_model_with_other_features_serves_raw_vectors_only(make_settings: Any, t
         assert r.status_code == 200, r.text
         inf = {"inputs": [{**req["inputs"][0], "data": [1e39] + row[1:]}]}  # overflows float32
         assert_error(client.post("/v2/models/fraudstack/infer", json=inf, headers=H), 422, "validation_error", "inputs[0].data")
+
+
+def test_velocity_result_ttl_reaches_redis(make_settings: Any, redis_prefix: str) -> None:
+    import redis
+
+    settings = make_settings(redis_url=SHARED_REDIS, redis_key_prefix=redis_prefix, velocity_result_ttl_seconds=30)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/score", json=txn(1), headers=H).json()["degraded"] is False
+    ttl = redis.Redis.from_url(SHARED_REDIS).pttl(f"{redis_prefix}vel:res:txn-000001")
+    assert 0 < ttl <= 30_000
