@@ -222,7 +222,8 @@ def train_and_export(data: Dataset, out_dir: Path, costs: CostModel = CostModel(
         "threshold_table": table,
         "feature_importance": importance,
         "reference": {
-            "medians": {f: (None if np.isnan(v) else float(v)) for f, v in zip(fnames, medians)},
+            # An all-missing column has no median; 0 keeps the service's counterfactuals defined.
+            "medians": {f: (0.0 if np.isnan(v) else float(v)) for f, v in zip(fnames, medians)},
         },
         "drift_reference": {
             "score": histogram_reference(p_val),

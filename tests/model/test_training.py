@@ -61,6 +61,11 @@ def test_csv_mode_outputs(csv_model):
     assert t["average_precision"] >= meta["metrics"]["baseline_test"]["average_precision"] - 0.05
     periods = meta["training"]["periods"]
     assert periods["train"][1] <= periods["validation"][0] <= periods["validation"][1] <= periods["test"][0]
+    med = meta["reference"]["medians"]
+    assert list(med) == features and all(isinstance(v, float) for v in med.values())
+    assert med["Amount"] == pytest.approx(float(df["Amount"].iloc[: meta["training"]["rows"]["train"]].median()), rel=0.05)
+    drift = meta["drift_reference"]
+    assert abs(sum(drift["score"]["shares"]) - 1) < 1e-9 and len(drift["features"]) == 10
     html = (out / "report.html").read_text()
     for needle in ("Precision-recall", "ROC", "Calibration", "Score distribution", "Feature importance",
                    "data:image/png;base64,"):
