@@ -4,6 +4,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Alarms, AlarmsArgs, Thresholds, member_cluster_ids
+from components.backup_replication import BackupReplication, BackupReplicationArgs
 from components.cache import Cache, CacheArgs
 from components.cluster import AddonVersionsSpec, Cluster, ClusterArgs, NodeGroupSpec
 from components.config import NatStrategy, load_stack_config
@@ -12,7 +13,9 @@ from components.endpoints import SERVICES, Endpoints, EndpointsArgs
 from components.keys import PLATFORM_PURPOSES, Keys, KeysArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
+from components.scoring_app import Resources, ScoringApp, ScoringAppArgs
 from components.secrets import Secrets, SecretsArgs
+from components.subnets import plan_subnets
 from components.tags import required_tags
 
 cfg = load_stack_config()
@@ -83,6 +86,7 @@ cluster = Cluster(
         ),
         nvidia_device_plugin_version=cfg.cluster.nvidia_device_plugin_version,
         cluster_autoscaler_version=cfg.cluster.cluster_autoscaler_version,
+        autoscaler=cfg.cluster.autoscaler,
         public_access_cidrs=cfg.cluster.public_access_cidrs,
         private_access_cidrs=cfg.cluster.private_access_cidrs,
         log_retention_days=cfg.cluster.log_retention_days,
@@ -94,7 +98,10 @@ cluster = Cluster(
 # Security groups admitted to the database and the cache (the cluster's nodes), and roles
 # allowed to read the service's secrets (the scoring service's role once it exists).
 data_clients: dict[str, pulumi.Input[str]] = {"cluster-nodes": cluster.node_security_group.id}
-secret_readers: list[pulumi.Input[str]] = [*cfg.secrets.reader_role_arns]
+# The service's IRSA role is created with the app further down, after the data tier it
+# needs; its ARN reaches the secrets' policies through a deferred output.
+service_role_arn, resolve_service_role_arn = pulumi.deferred_output()
+secret_readers: list[pulumi.Input[str]] = [*cfg.secrets.reader_role_arns, service_role_arn]
 
 secrets = Secrets(
     "secrets",
@@ -137,6 +144,26 @@ database = Database(
         deletion_protection=cfg.database.deletion_protection,
     ),
 )
+
+# Production keeps a copy of every automated backup in a second region (point-in-time
+# restore there if the home region is lost).
+backup_replication = None
+if cfg.database.backup_replication_region:
+    backup_replication = BackupReplication(
+        "database-backups",
+        BackupReplicationArgs(
+            name_prefix=name_prefix,
+            source_db_instance_arn=database.arn,
+            destination_region=cfg.database.backup_replication_region,
+            retention_days=cfg.database.backup_replication_retention_days,
+            account_id=account_id,
+            partition=aws.get_partition_output().partition,
+            deletion_window_days=cfg.keys.deletion_window_days,
+            rotation_period_days=cfg.keys.rotation_period_days,
+            admin_role_arns=cfg.keys.admin_role_arns,
+            tags=tags,
+        ),
+    )
 
 cache = Cache(
     "cache",
@@ -185,6 +212,71 @@ registry = Registry(
         tags=tags,
     ),
 )
+
+subnet_plan = plan_subnets(
+    cfg.network.vpc_cidr,
+    cfg.network.az_count,
+    cfg.network.private_subnet_prefix,
+    cfg.network.public_subnet_prefix,
+    cfg.network.isolated_subnet_prefix,
+)
+app_cfg = cfg.app
+app = ScoringApp(
+    "app",
+    ScoringAppArgs(
+        name_prefix=name_prefix,
+        environment=cfg.environment,
+        region=cfg.region,
+        account_id=account_id,
+        cluster_name=cluster.cluster_name,
+        kubeconfig=cluster.kubeconfig,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+        vpc_id=network.vpc_id,
+        vpc_cidr=cfg.network.vpc_cidr,
+        public_subnet_cidrs=subnet_plan.public,
+        private_subnet_cidrs=subnet_plan.private,
+        isolated_subnet_cidrs=subnet_plan.isolated,
+        public_subnet_ids=network.public_subnet_ids,
+        private_subnet_ids=network.private_subnet_ids,
+        repository_url=registry.repository_url,
+        image=app_cfg.image,
+        database_address=database.address,
+        database_port=database.port,
+        database_name=database.database_name,
+        database_username=DatabaseArgs.master_username,  # the dataclass default: the program never overrides it
+        database_secret_arn=database.master_user_secret_arn,
+        cache_address=cache.primary_endpoint,
+        cache_port=cache.port,
+        secret_arns=secrets.secret_arns,
+        secrets_key_arn=keys.key_arns["secrets"],
+        logs_key_arn=keys.key_arns["logs"],
+        bedrock_model_ids=cfg.bedrock.model_ids,
+        certificate_arn=app_cfg.certificate_arn,
+        namespace=app_cfg.namespace,
+        name=app_cfg.name,
+        workers=app_cfg.workers,
+        log_level=app_cfg.log_level,
+        gpu=app_cfg.gpu,
+        signed_requests=app_cfg.signed_requests,
+        metrics_scrapers=app_cfg.metrics_scrapers,
+        wait_for=[cluster.cpu_nodes, cluster.gpu_nodes],
+        resources=Resources(app_cfg.resources.cpu, app_cfg.resources.memory, app_cfg.resources.ephemeral_storage),
+        min_replicas=app_cfg.min_replicas,
+        max_replicas=app_cfg.max_replicas,
+        cpu_target_percent=app_cfg.cpu_target_percent,
+        requests_per_second_target=app_cfg.requests_per_second_target,
+        internet_facing=app_cfg.scheme.value == "internet-facing",
+        hostname=app_cfg.hostname,
+        ssl_policy=app_cfg.ssl_policy,
+        waf_rate_limit=app_cfg.waf_rate_limit,
+        access_log_retention_days=app_cfg.access_log_retention_days,
+        log_retention_days=cfg.cluster.log_retention_days,
+        lb_controller_version=app_cfg.lb_controller_version,
+        tags=tags,
+    ),
+)
+resolve_service_role_arn(app.service_account_role_arn)
 
 limits = cfg.alarms
 alarms = Alarms(
@@ -245,6 +337,9 @@ pulumi.export("databasePort", database.port)
 pulumi.export("databaseName", database.database_name)
 pulumi.export("databaseSecurityGroupId", database.security_group_id)
 pulumi.export("databaseMasterUserSecretArn", database.master_user_secret_arn)
+pulumi.export("databaseArn", database.arn)
+pulumi.export("databaseBackupReplicationRegion", cfg.database.backup_replication_region)
+pulumi.export("databaseBackupReplicationKeyArn", backup_replication.key.arn if backup_replication else None)
 pulumi.export("cacheReplicationGroupId", cache.replication_group_id)
 pulumi.export("cacheMemberClusterIds", cache.member_cluster_ids)
 pulumi.export("cachePrimaryEndpoint", cache.primary_endpoint)
@@ -262,3 +357,9 @@ pulumi.export("repositoryUrl", registry.repository_url)
 pulumi.export("alarmTopicArn", alarms.topic_arn)
 pulumi.export("alarmNames", [a.name for a in alarms.alarms.values()])
 pulumi.export("dashboardName", alarms.dashboard.dashboard_name)
+pulumi.export("appNamespace", app_cfg.namespace)
+pulumi.export("appImage", app.image)
+pulumi.export("appServiceAccountRoleArn", app.service_account_role_arn)
+pulumi.export("albAccessLogBucket", app.access_logs.bucket)
+pulumi.export("albHostname", app.load_balancer_hostname)
+pulumi.export("wafWebAclArn", app.waf_acl.arn if app.waf_acl is not None else None)
