@@ -473,7 +473,8 @@ class ScoringApp(pulumi.ComponentResource):
                     ),
                 },
             },
-            opts=kopts(self.namespace, self.service_account, *self.network_policies.values()),
+            # The controller's pod webhook (readiness gates) must answer before any pod is created here.
+            opts=kopts(self.namespace, self.service_account, self.lb_controller, *self.network_policies.values()),
         )
 
         container = {

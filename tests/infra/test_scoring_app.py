@@ -212,6 +212,8 @@ def test_migrations_job_runs_before_the_deployment(stack):
     assert c["command"] == ["python", "-m", "app.migrate"]
     assert c["securityContext"] == CONTAINER_SC
     assert "livenessProbe" not in c and "ports" not in c
+    # Pods in the namespace need the controller's webhook (readiness gates) answering.
+    assert {"app-namespace", "app-sa", "app-lb-controller", "app-netpol-default-deny"} <= set(job["dependencies"])
     deployment = objects(p)["app-deployment"]
     assert "app-migrate" in deployment["dependencies"]
     assert "app-lb-controller" in deployment["dependencies"]
