@@ -498,7 +498,9 @@ class ScoringApp(pulumi.ComponentResource):
                     "metadata": {"labels": labels(args)},
                     "spec": pod_spec(
                         container,
-                        terminationGracePeriodSeconds=45,
+                        # The grace period includes the 10 s pre-stop pause; then the service needs up to
+                        # 30 s for in-flight requests and the audit flush (ARCHITECTURE: shutdown).
+                        terminationGracePeriodSeconds=60,
                         topologySpreadConstraints=topology_spread(args),
                     ),
                 },

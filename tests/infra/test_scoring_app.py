@@ -109,7 +109,7 @@ def test_deployment_security_probes_resources_and_spread(stack):
     assert spec["serviceAccountName"] == "scoring-api"
     assert spec["automountServiceAccountToken"] is False
     assert spec["enableServiceLinks"] is False
-    assert spec["terminationGracePeriodSeconds"] == 45
+    assert spec["terminationGracePeriodSeconds"] == 60
     assert spec["nodeSelector"] == {"fraudstack.io/node-pool": "cpu"}
     assert "tolerations" not in spec
     assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
