@@ -25,10 +25,12 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 checkov: $(CHECKOV_VENV)/.installed
 
 # The main job, locally, on embedded defaults: the offline preview (with the policy
-# pack) of both stacks.
+# pack) of both stacks, then the scoring service on 127.0.0.1:8080 (demo model built on
+# first start, in-process velocity store, SQLite audit log; Ctrl-C stops it).
 run: $(VENV)/.installed
 	$(PY) -m tools.preview --stack staging --json out/staging.json
 	$(PY) -m tools.preview --stack production --json out/production.json
+	$(PY) -m app serve --host 127.0.0.1 --port 8080
 
 # The whole test suite (the same command CI runs).
 test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
