@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.data_access import service_security_group
+
 PORT = 6379
 
 #: ElastiCache log types delivered to CloudWatch Logs.
@@ -85,28 +87,17 @@ class Cache(pulumi.ComponentResource):
             tags=tags(""),
             opts=child,
         )
-        # Auto-named (the Name tag carries the readable name) so a replacement can be
-        # created before the old group is deleted. Rules are separate resources below and
-        # never inline, so the two kinds never fight over the group.
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            description=f"Redis {self.replication_group_id}: {PORT} from the listed security groups only",
+        sg = service_security_group(
+            name,
+            engine="Redis",
+            resource_name=self.replication_group_id,
+            port=PORT,
             vpc_id=args.vpc_id,
-            tags=tags("-cache"),
+            allowed_security_group_ids=args.allowed_security_group_ids,
+            tags=tags,
+            name_suffix="-cache",
             opts=child,
         )
-        for label, source in sorted(args.allowed_security_group_ids.items()):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-sg-from-{label}",
-                security_group_id=sg.id,
-                referenced_security_group_id=source,
-                ip_protocol="tcp",
-                from_port=PORT,
-                to_port=PORT,
-                description=f"Redis from {label}",
-                tags=tags(f"-from-{label}"),
-                opts=child,
-            )
 
         log_groups = {
             log: aws.cloudwatch.LogGroup(

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.data_access import service_security_group
+
 PORT = 5432
 
 #: PostgreSQL logs exported to CloudWatch (pre-created below, encrypted, with retention).
@@ -132,28 +134,17 @@ class Database(pulumi.ComponentResource):
             tags=tags(""),
             opts=child,
         )
-        # Auto-named (the Name tag carries the readable name) so a replacement can be
-        # created before the old group is deleted. Rules are separate resources below and
-        # never inline, so the two kinds never fight over the group.
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            description=f"PostgreSQL {self.identifier}: {PORT} from the listed security groups only",
+        sg = service_security_group(
+            name,
+            engine="PostgreSQL",
+            resource_name=self.identifier,
+            port=PORT,
             vpc_id=args.vpc_id,
-            tags=tags("-db"),
+            allowed_security_group_ids=args.allowed_security_group_ids,
+            tags=tags,
+            name_suffix="-db",
             opts=child,
         )
-        for label, source in sorted(args.allowed_security_group_ids.items()):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-sg-from-{label}",
-                security_group_id=sg.id,
-                referenced_security_group_id=source,
-                ip_protocol="tcp",
-                from_port=PORT,
-                to_port=PORT,
-                description=f"PostgreSQL from {label}",
-                tags=tags(f"-from-{label}"),
-                opts=child,
-            )
 
         params = aws.rds.ParameterGroup(
             f"{name}-params",
