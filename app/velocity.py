@@ -44,7 +44,7 @@ import asyncio
 import bisect
 import math
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.features import (
@@ -549,6 +549,42 @@ class RedisVelocityStore:
             raise VelocityUnavailable(f"redis velocity store: no answer within {self._timeout}s") from None
         except Exception as exc:  # redis.RedisError, OSError, ...: all mean "unavailable"
             raise VelocityUnavailable(f"redis velocity store: {type(exc).__name__}: {exc}") from exc
+        return self._parse(raw)
+
+    async def observe_many(self, txns: Sequence[Mapping[str, Any]], *, client: Any = None,
+                           timeout: float | None = None) -> list[dict[str, float]]:
+        """``observe`` for each of ``txns`` in order, all scripts in one pipelined round trip.
+
+        Redis runs the scripts one after the other, so each transaction sees the
+        earlier ones of the batch exactly as with sequential ``observe`` calls (and
+        a transaction id repeated within the batch is counted once). Every
+        transaction is validated before anything is sent: a bad one raises
+        ``ValueError`` naming the problem and records nothing. ``client`` (default:
+        the store's) lets a caller use a connection with a longer socket timeout
+        for big batches; ``timeout`` (seconds) bounds the whole batch, by default
+        the single timeout per 10 transactions, at least the single timeout.
+        Any Redis failure or timeout raises ``VelocityUnavailable``; scripts that
+        ran before it stay recorded, so a retry of the batch is safe (idempotency).
+        """
+        calls = [self._keys_args(txn) for txn in txns]
+        if not calls:
+            return []
+        if timeout is None:
+            timeout = max(self._timeout, self._timeout * len(calls) / 10)
+        pipe = (client or self._client).pipeline(transaction=False)
+        try:
+            for keys, args in calls:
+                await self._script(keys=keys, args=args, client=pipe)
+            replies = await asyncio.wait_for(pipe.execute(), timeout)
+        except asyncio.TimeoutError:
+            raise VelocityUnavailable(
+                f"redis velocity store: batch of {len(calls)} not answered within {timeout}s") from None
+        except Exception as exc:  # redis.RedisError, OSError, ...: all mean "unavailable"
+            raise VelocityUnavailable(f"redis velocity store: {type(exc).__name__}: {exc}") from exc
+        return [self._parse(raw) for raw in replies]
+
+    @staticmethod
+    def _parse(raw: Any) -> dict[str, float]:
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
         values = text.split(",")
         if len(values) != len(VELOCITY_FEATURES):
