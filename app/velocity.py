@@ -330,8 +330,11 @@ for e = 1, ne do
         local r = redis.call('ZREVRANGEBYSCORE', k, '(' .. t, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
         lastm, lasts = r[1], tonumber(r[2])
       end
-      local old = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-      local om, os = old[1], tonumber(old[2])
+      local om, os = top[1], tscore
+      if tseq > 0 then  -- sequence 0 on top: it is the only member (sequences start at 0)
+        local old = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+        om, os = old[1], tonumber(old[2])
+      end
       olds[e] = os
       if lastm then
         found = true

@@ -6,7 +6,7 @@ port (``--save "" --appendonly no``, stopped at the end), then times
 1,000-transaction batches. Reports per call: client latency p50/p99 of
 ``observe``, Redis CPU per script call (``INFO commandstats``: evalsha
 usec_per_call) and Redis commands run per script call (all other ``cmdstat_*``
-calls / evalsha calls).
+calls / evalsha calls), with the costliest commands per call.
 
 ``--ref REV`` also measures ``app/velocity.py`` as of git revision REV (loaded
 into a temporary module) in the same run, on a fresh server, and checks that
@@ -113,6 +113,9 @@ async def _measure(mod: Any, url: str, recs: list[dict[str, Any]], batch_size: i
         stats = await client.info("commandstats")
         ev = stats["cmdstat_evalsha"]
         inner = sum(v["calls"] for k, v in stats.items() if k not in _OWN)
+        inner_us = sum(v["usec"] for k, v in stats.items() if k not in _OWN)
+        top = sorted(((v["usec"] / ev["calls"], k[8:], v["calls"] / ev["calls"]) for k, v in stats.items()
+                      if k not in _OWN), reverse=True)[:6]
         # batches continue the stream's history with new transaction ids one second later
         last = recs[-1]["timestamp"]
         btimes = []
@@ -130,6 +133,8 @@ async def _measure(mod: Any, url: str, recs: list[dict[str, Any]], batch_size: i
             "observe_mean_us": statistics.fmean(lat),
             "redis_usec_per_call": ev["usec_per_call"],
             "redis_cmds_per_call": inner / ev["calls"],
+            "redis_cmds_usec_per_call": inner_us / ev["calls"],
+            "top": ", ".join(f"{name} {n:.1f}x {us:.0f} µs" for us, name, n in top),
             "batch_ms_median": statistics.median(btimes),
             "batch_ms_max": max(btimes),
         }, results
@@ -187,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {f['observe_p50_us']:.0f} | {f['observe_p99_us']:.0f} | "
                   f"{f['redis_usec_per_call']:.1f} | {f['redis_cmds_per_call']:.1f} | "
                   f"{f['batch_ms_median']:.1f} / {f['batch_ms_max']:.1f} |")
+        for name, f in rows:
+            print(f"{name}: of Redis µs/call, {f['redis_cmds_usec_per_call']:.1f} in the commands "
+                  f"(the rest is Lua and argument handling); per call: {f['top']}")
         if len(rows) == 2:
             a, b = rows[0][1], rows[1][1]
             print(f"ratio ref/working tree: Redis µs/call {a['redis_usec_per_call'] / b['redis_usec_per_call']:.2f}x, "
