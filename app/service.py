@@ -297,7 +297,7 @@ class Service:
         assert self.velocity is not None
         store = self.velocity.store
         many = getattr(store, "observe_many", None)
-        if many is None and self.redis is not None and hasattr(store, "_keys_args"):
+        if many is not None and self.redis_bulk is not None:
             many = self._redis_observe_many
         if many is not None and (self.velocity.guard is None or self.velocity.guard.usable):
             try:
@@ -317,27 +317,10 @@ class Service:
         return max(2.0, self.settings.redis_timeout_ms / 1000 * self.settings.max_batch_size / 10)
 
     async def _redis_observe_many(self, raws: list[dict[str, Any]]) -> list[dict[str, float]]:
-        """All of a batch's velocity scripts in one pipelined round trip, in request order.
-
-        Redis runs the scripts one after the other, so each transaction still sees
-        the batch's earlier ones exactly as with sequential ``observe`` calls.
-        TODO(model branch): replace with ``RedisVelocityStore.observe_many`` once it exists.
-        """
-        from app.features import VELOCITY_FEATURES
-
+        """All of a batch's velocity scripts in one pipelined round trip, in request order,
+        on the bulk connection (its socket timeout fits a whole batch)."""
         store = self.velocity.store  # type: ignore[union-attr]
-        pipe = self.redis_bulk.pipeline(transaction=False)
-        for raw in raws:
-            keys, args = store._keys_args(raw)
-            await store._script(keys=keys, args=args, client=pipe)
-        replies = await asyncio.wait_for(pipe.execute(), timeout=self._bulk_timeout())
-        out = []
-        for reply in replies:
-            values = (reply.decode() if isinstance(reply, bytes) else str(reply)).split(",")
-            if len(values) != len(VELOCITY_FEATURES):
-                raise RuntimeError("velocity script returned an unexpected number of values")
-            out.append({name: float(v) for name, v in zip(VELOCITY_FEATURES, values)})
-        return out
+        return await store.observe_many(raws, client=self.redis_bulk, timeout=self._bulk_timeout())
 
     async def infer(self, matrix: np.ndarray) -> np.ndarray:
         """Raw probabilities for an already-built feature matrix (Open Inference Protocol)."""

@@ -16,8 +16,10 @@ Redis layout (one round trip per ``observe``: one Lua script, EVALSHA):
 
 * ``{prefix}:ev:{entity}:{id}``: sorted set of the entity's transactions, scored by
   epoch ms, member ``seq|sum_before|amount|txid`` (seq keeps equal scores in
-  insertion order); window count = ZCOUNT, window sum =
-  (sum_before + amount of the last) - sum_before of the first, both O(log n);
+  insertion order; the sequence is contiguous, so a window's count is
+  seq_last - seq_first + 1 and its sum (sum_before + amount of the last) -
+  sum_before of the first, from O(1) lookups: the newest member, the oldest one
+  and, only when the oldest lies before the window, the first inside it);
 * ``{prefix}:ds:{name}:{id}`` + ``{prefix}:dp:{name}:{id}``: counterparties (merchants,
   devices, cards) scored by last-seen time, and a hash of each one's previous
   sighting (needed so equal timestamps never see each other); exact distinct
@@ -29,7 +31,9 @@ Redis layout (one round trip per ``observe``: one Lua script, EVALSHA):
   after that is recorded again).
 
 Everything expires after the longest window (7 d) without activity and is trimmed
-beyond it on every write. The keys of one transaction span many hash slots, so the
+beyond it on a write that finds a member older than it (no trim command otherwise).
+About 40 Redis commands per script call on a realistic stream, down from 67 (the
+``bench.velocity_script`` micro-benchmark measures it; docs/BENCHMARKS.md). The keys of one transaction span many hash slots, so the
 store needs a non-clustered Redis (ElastiCache with cluster mode disabled, which
 the infrastructure provisions).
 """
@@ -40,7 +44,7 @@ import asyncio
 import bisect
 import math
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.features import (
@@ -305,54 +309,97 @@ local n = 0
 local function push(x) n = n + 1; out[n] = fmt(x) end
 local seconds = cap
 
--- entity counts and sums
+-- entity counts and sums. Members carry an insertion sequence and the running sum
+-- before them, so a window's count and sum follow from its first member and the
+-- last member before t: one "newest" lookup per entity (shared by every window, by
+-- seconds-since-previous and by the write), one "oldest" lookup (which is the
+-- window's first member whenever it lies inside the window, and tells whether a
+-- trim is due), and a "first at or after t - W" lookup only when neither answers.
+local tops, olds = {}, {}
 for e = 1, ne do
   local k = KEYS[1 + e]
-  local on = string.sub(emask, e, e) == '1'
-  for i = 1, nw do
-    local c, s = 0, 0
-    if on then
-      c = redis.call('ZCOUNT', k, t - windows[i], '(' .. t)
-      if c > 0 then
-        local first = redis.call('ZRANGEBYSCORE', k, t - windows[i], '(' .. t, 'LIMIT', 0, 1)[1]
-        local last = redis.call('ZREVRANGEBYSCORE', k, '(' .. t, t - windows[i], 'LIMIT', 0, 1)[1]
-        local fb = split(first)
-        local lb, la = split(last)
-        s = (lb + la) - fb
+  local found = false
+  if string.sub(emask, e, e) == '1' then
+    local top = redis.call('ZREVRANGE', k, 0, 0, 'WITHSCORES')
+    if #top > 0 then
+      local tb, ta, tseq = split(top[1])
+      local tscore = tonumber(top[2])
+      tops[e] = {tb + ta, tseq, tscore}
+      local lastm, lasts = top[1], tscore
+      if tscore >= t then  -- ties or a late arrival: find the last member strictly before t
+        local r = redis.call('ZREVRANGEBYSCORE', k, '(' .. t, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        lastm, lasts = r[1], tonumber(r[2])
+      end
+      local om, os = top[1], tscore
+      if tseq > 0 then  -- sequence 0 on top: it is the only member (sequences start at 0)
+        local old = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+        om, os = old[1], tonumber(old[2])
+      end
+      olds[e] = os
+      if lastm then
+        found = true
+        local lb, la, lseq = split(lastm)
+        local lcum = lb + la
+        for i = 1, nw do
+          local lo = t - windows[i]
+          if lasts < lo then
+            push(0); push(0)
+          else
+            local fm = om
+            if os < lo then
+              fm = redis.call('ZRANGEBYSCORE', k, lo, '(' .. t, 'LIMIT', 0, 1)[1]
+            end
+            local fb, _, fseq = split(fm)
+            push(lseq - fseq + 1); push(lcum - fb)
+          end
+        end
+        if e == 1 then
+          local gap = (t - lasts) / 1000
+          if gap < cap then seconds = gap end
+        end
       end
     end
-    push(c); push(s)
   end
-  if e == 1 and on then
-    local prev = redis.call('ZREVRANGEBYSCORE', k, '(' .. t, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    if #prev > 0 then
-      local gap = (t - tonumber(prev[2])) / 1000
-      if gap < cap then seconds = gap end
-    end
+  if not found then
+    for i = 1, nw do push(0); push(0) end
   end
 end
 
--- distinct counterparties
+-- distinct counterparties. A distinct set is only written together with its
+-- entity's events (scored by the transaction's time, never above the entity's
+-- newest event, and expiring no later), so an entity without events has no
+-- counterparties, and counterparties seen at t exist only if the entity's newest
+-- event is at or after t.
 local dbase = 1 + ne
 local dents = {}
 for i = 1, nd do dents[i] = tonumber(ARGV[a + 3 + nd + i]) end
 for d = 1, nd do
   local z = KEYS[dbase + 2 * d - 1]
   local h = KEYS[dbase + 2 * d]
-  local on = string.sub(emask, dents[d], dents[d]) == '1'
-  local same = {}
-  if on then same = redis.call('ZRANGEBYSCORE', z, t, t) end
-  for i = 1, nw do
-    local c = 0
-    if on then
-      c = redis.call('ZCOUNT', z, t - windows[i], '(' .. t)
-      for j = 1, #same do
-        local p = redis.call('HGET', h, same[j])
-        if p and tonumber(p) >= t - windows[i] then c = c + 1 end
+  local top = tops[dents[d]]
+  local counts = {}
+  for i = 1, nw do counts[i] = 0 end
+  if string.sub(emask, dents[d], dents[d]) == '1' and top then
+    local prevs = {}
+    if top[3] >= t then
+      local same = redis.call('ZRANGEBYSCORE', z, t, t)
+      if #same > 0 then prevs = redis.call('HMGET', h, unpack(same)) end
+    end
+    -- windows nest: once a wider one is empty, the narrower ones are too
+    local empty = false
+    for i = nw, 1, -1 do
+      if not empty then
+        local c = redis.call('ZCOUNT', z, t - windows[i], '(' .. t)
+        for j = 1, #prevs do
+          local p = prevs[j]
+          if p and tonumber(p) >= t - windows[i] then c = c + 1 end
+        end
+        counts[i] = c
+        empty = c == 0
       end
     end
-    push(c)
   end
+  for i = 1, nw do push(counts[i]) end
 end
 
 -- pairs
@@ -370,17 +417,18 @@ push(seconds)
 for e = 1, ne do
   if string.sub(emask, e, e) == '1' then
     local k = KEYS[1 + e]
-    local top = redis.call('ZREVRANGE', k, 0, 0, 'WITHSCORES')
     local total, at, seq = 0, t, 0
-    if #top > 0 then
-      local b, am, sq = split(top[1])
-      total = b + am
-      seq = sq + 1
-      local ts = tonumber(top[2])
-      if ts > at then at = ts end
+    local top = tops[e]
+    if top then
+      total = top[1]
+      seq = top[2] + 1
+      if top[3] > at then at = top[3] end
     end
     redis.call('ZADD', k, at, string.format('%015d', seq) .. '|' .. fmt(total) .. '|' .. fmt(amount) .. '|' .. txid)
-    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. (t - longest))
+    -- trim only when the oldest member has left the longest window
+    if olds[e] and olds[e] < t - longest then
+      redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. (t - longest))
+    end
     redis.call('PEXPIRE', k, ttl)
   end
 end
@@ -389,7 +437,8 @@ for d = 1, nd do
   if string.sub(emask, dents[d], dents[d]) == '1' and cp ~= '' then
     local z = KEYS[dbase + 2 * d - 1]
     local h = KEYS[dbase + 2 * d]
-    local old = redis.call('ZSCORE', z, cp)
+    local old = nil
+    if tops[dents[d]] then old = redis.call('ZSCORE', z, cp) end
     if not old then
       redis.call('ZADD', z, t, cp)
       redis.call('HDEL', h, cp)
@@ -398,10 +447,12 @@ for d = 1, nd do
       redis.call('ZADD', z, t, cp)
     end
     local gone = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. (t - longest))
-    for j = 1, #gone, 500 do
-      redis.call('HDEL', h, unpack(gone, j, math.min(j + 499, #gone)))
+    if #gone > 0 then
+      for j = 1, #gone, 500 do
+        redis.call('HDEL', h, unpack(gone, j, math.min(j + 499, #gone)))
+      end
+      redis.call('ZREMRANGEBYSCORE', z, '-inf', '(' .. (t - longest))
     end
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', '(' .. (t - longest))
     redis.call('PEXPIRE', z, ttl)
     redis.call('PEXPIRE', h, ttl)
   end
@@ -452,6 +503,9 @@ class RedisVelocityStore:
         self._timeout = timeout
         # register_script: EVALSHA, falling back to loading the script once on NOSCRIPT.
         self._script = client.register_script(_LUA)
+        # the script skips narrower windows once a wider one is empty: they must ascend
+        if list(WINDOWS_MS.values()) != sorted(WINDOWS_MS.values()):
+            raise ValueError("RedisVelocityStore: WINDOWS_MS must be in ascending order")
         self._windows = [str(w) for w in WINDOWS_MS.values()]
 
     @staticmethod
@@ -498,6 +552,42 @@ class RedisVelocityStore:
             raise VelocityUnavailable(f"redis velocity store: no answer within {self._timeout}s") from None
         except Exception as exc:  # redis.RedisError, OSError, ...: all mean "unavailable"
             raise VelocityUnavailable(f"redis velocity store: {type(exc).__name__}: {exc}") from exc
+        return self._parse(raw)
+
+    async def observe_many(self, txns: Sequence[Mapping[str, Any]], *, client: Any = None,
+                           timeout: float | None = None) -> list[dict[str, float]]:
+        """``observe`` for each of ``txns`` in order, all scripts in one pipelined round trip.
+
+        Redis runs the scripts one after the other, so each transaction sees the
+        earlier ones of the batch exactly as with sequential ``observe`` calls (and
+        a transaction id repeated within the batch is counted once). Every
+        transaction is validated before anything is sent: a bad one raises
+        ``ValueError`` naming the problem and records nothing. ``client`` (default:
+        the store's) lets a caller use a connection with a longer socket timeout
+        for big batches; ``timeout`` (seconds) bounds the whole batch, by default
+        the single timeout per 10 transactions, at least the single timeout.
+        Any Redis failure or timeout raises ``VelocityUnavailable``; scripts that
+        ran before it stay recorded, so a retry of the batch is safe (idempotency).
+        """
+        calls = [self._keys_args(txn) for txn in txns]
+        if not calls:
+            return []
+        if timeout is None:
+            timeout = max(self._timeout, self._timeout * len(calls) / 10)
+        pipe = (client or self._client).pipeline(transaction=False)
+        try:
+            for keys, args in calls:
+                await self._script(keys=keys, args=args, client=pipe)
+            replies = await asyncio.wait_for(pipe.execute(), timeout)
+        except asyncio.TimeoutError:
+            raise VelocityUnavailable(
+                f"redis velocity store: batch of {len(calls)} not answered within {timeout}s") from None
+        except Exception as exc:  # redis.RedisError, OSError, ...: all mean "unavailable"
+            raise VelocityUnavailable(f"redis velocity store: {type(exc).__name__}: {exc}") from exc
+        return [self._parse(raw) for raw in replies]
+
+    @staticmethod
+    def _parse(raw: Any) -> dict[str, float]:
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
         values = text.split(",")
         if len(values) != len(VELOCITY_FEATURES):

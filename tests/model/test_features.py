@@ -85,6 +85,58 @@ def test_redis_store_matches_offline(stream, redis_prefix):
     _assert_parity(online, offline[ordered.index.to_numpy()])
 
 
+def test_redis_observe_many_matches_offline(stream, redis_prefix):
+    import redis.asyncio as redis
+
+    offline = offline_features(stream)
+    ordered = stream.iloc[::-1].sort_values("timestamp", kind="stable")
+    recs = _records(ordered)
+
+    async def run():
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            store = RedisVelocityStore(client, key_prefix=redis_prefix, timeout=2.0)
+            got = []
+            # uneven batches so that ties and windows straddle batch boundaries
+            for start in range(0, len(recs), 97):
+                chunk = recs[start:start + 97]
+                got.extend(await store.observe_many(chunk + chunk[:3]))  # in-batch retries
+                assert got[-3:] == got[-3 - len(chunk):-len(chunk)]
+                del got[-3:]
+            assert await store.observe_many([]) == []
+            return np.stack([vectorize(r, v) for r, v in zip(recs, got)])
+        finally:
+            await client.aclose()
+
+    _assert_parity(asyncio.run(run()), offline[ordered.index.to_numpy()])
+
+
+def test_redis_observe_many_validates_before_sending_and_reports_outage(redis_prefix):
+    import redis.asyncio as redis
+
+    recs = _records(dense_stream(20, seed=4).sort_values("timestamp"))
+    bad = dict(recs[5])
+    del bad["amount"]
+
+    async def run():
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            store = RedisVelocityStore(client, key_prefix=redis_prefix, timeout=2.0)
+            with pytest.raises(ValueError, match="missing field 'amount'"):
+                await store.observe_many(recs[:5] + [bad])
+            assert [k async for k in client.scan_iter(match=f"{redis_prefix}:*")] == []
+        finally:
+            await client.aclose()
+        down = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+        try:
+            with pytest.raises(VelocityUnavailable, match="redis velocity store"):
+                await RedisVelocityStore(down, key_prefix="fraudstack-test:down", timeout=0.5).observe_many(recs)
+        finally:
+            await down.aclose()
+
+    asyncio.run(run())
+
+
 def test_redis_store_is_idempotent_and_sets_ttls(redis_prefix):
     import redis.asyncio as redis
 

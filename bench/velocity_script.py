@@ -1,0 +1,216 @@
+"""Micro-benchmark of the Redis velocity script (not run in CI).
+
+Replays a simulated transaction stream (``app.training.simulate``, time order)
+through ``RedisVelocityStore.observe`` against a PRIVATE redis-server on a free
+port (``--save "" --appendonly no``, stopped at the end), then times
+1,000-transaction batches. Reports per call: client latency p50/p99 of
+``observe``, Redis CPU per script call (``INFO commandstats``: evalsha
+usec_per_call) and Redis commands run per script call (all other ``cmdstat_*``
+calls / evalsha calls), with the costliest commands per call.
+
+``--ref REV`` also measures ``app/velocity.py`` as of git revision REV (loaded
+into a temporary module) in the same run, on a fresh server, and checks that
+both return identical features for every transaction.
+
+    python -m bench.velocity_script [--rows 20000] [--days 8] [--ref REV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Commands the benchmark itself sends; not part of a script call's cost.
+_OWN = {"cmdstat_evalsha", "cmdstat_eval", "cmdstat_script", "cmdstat_info", "cmdstat_config",
+        "cmdstat_flushall", "cmdstat_ping", "cmdstat_client", "cmdstat_hello", "cmdstat_select"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _load_ref(rev: str) -> Any:
+    """``app/velocity.py`` as of ``rev``, imported as a separate module."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:app/velocity.py"], check=True,
+                         capture_output=True, text=True).stdout
+    tmp = Path(tempfile.mkdtemp(prefix="velref-")) / "velocity_ref.py"
+    tmp.write_text(src)
+    spec = importlib.util.spec_from_file_location("velocity_ref", tmp)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    shutil.rmtree(tmp.parent)
+    return mod
+
+
+def _records(rows: int, days: int, seed: int) -> list[dict[str, Any]]:
+    from app.training.simulate import SimulationArgs, simulate
+
+    df = simulate(SimulationArgs(rows=rows, days=days, seed=seed))
+    cols = ["transaction_id", "timestamp", "amount", "currency", "card_token", "customer_id", "merchant_id",
+            "mcc", "merchant_country", "card_country", "channel", "device_id", "ip_address", "ip_country"]
+    recs = df[[c for c in cols if c in df.columns]].to_dict("records")
+    for r in recs:
+        r["timestamp"] = r["timestamp"].isoformat()
+        for k, v in list(r.items()):
+            if isinstance(v, float) and v != v:
+                r[k] = None
+    return recs
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+async def _observe_batch(store: Any, batch: list[dict[str, Any]], client: Any) -> list[dict[str, float]]:
+    many = getattr(store, "observe_many", None)
+    if many is not None:
+        return await many(batch)
+    # the old store had no observe_many: what the service did instead (one pipeline)
+    from app.features import VELOCITY_FEATURES
+
+    pipe = client.pipeline(transaction=False)
+    for raw in batch:
+        keys, args = store._keys_args(raw)
+        await store._script(keys=keys, args=args, client=pipe)
+    out = []
+    for reply in await pipe.execute():
+        out.append({n: float(v) for n, v in zip(VELOCITY_FEATURES, reply.decode().split(","))})
+    return out
+
+
+async def _measure(mod: Any, url: str, recs: list[dict[str, Any]], batch_size: int,
+                   batches: int) -> tuple[dict[str, float], list[dict[str, float]]]:
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        await client.flushall()
+        store = mod.RedisVelocityStore(client, key_prefix="bench:vel", timeout=5.0, result_ttl=900)
+        await store.observe(dict(recs[0], transaction_id="warm-up"))  # loads the script
+        await client.flushall()
+        await client.config_resetstat()
+        lat, results = [], []
+        for r in recs:
+            t0 = time.perf_counter()
+            results.append(await store.observe(r))
+            lat.append((time.perf_counter() - t0) * 1e6)
+        stats = await client.info("commandstats")
+        ev = stats["cmdstat_evalsha"]
+        inner = sum(v["calls"] for k, v in stats.items() if k not in _OWN)
+        inner_us = sum(v["usec"] for k, v in stats.items() if k not in _OWN)
+        top = sorted(((v["usec"] / ev["calls"], k[8:], v["calls"] / ev["calls"]) for k, v in stats.items()
+                      if k not in _OWN), reverse=True)[:6]
+        # batches continue the stream's history with new transaction ids one second later
+        last = recs[-1]["timestamp"]
+        btimes = []
+        for b in range(batches):
+            batch = [dict(r, transaction_id=f"b{b}-{r['transaction_id']}", timestamp=last)
+                     for r in recs[b * batch_size:(b + 1) * batch_size]]
+            t0 = time.perf_counter()
+            got = await _observe_batch(store, batch, client)
+            btimes.append((time.perf_counter() - t0) * 1000)
+            results.extend(got)
+        return {
+            "calls": ev["calls"],
+            "observe_p50_us": _pct(lat, 0.50),
+            "observe_p99_us": _pct(lat, 0.99),
+            "observe_mean_us": statistics.fmean(lat),
+            "redis_usec_per_call": ev["usec_per_call"],
+            "redis_cmds_per_call": inner / ev["calls"],
+            "redis_cmds_usec_per_call": inner_us / ev["calls"],
+            "top": ", ".join(f"{name} {n:.1f}x {us:.0f} µs" for us, name, n in top),
+            "batch_ms_median": statistics.median(btimes),
+            "batch_ms_max": max(btimes),
+        }, results
+    finally:
+        await client.aclose()
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.velocity_script", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=20_000, help="simulated transactions replayed one by one")
+    p.add_argument("--days", type=int, default=8, help="days the simulated stream spans (fewer = denser history)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--batches", type=int, default=5)
+    p.add_argument("--ref", default="", help="git revision whose app/velocity.py is measured too (BEFORE)")
+    args = p.parse_args(argv)
+    if shutil.which("redis-server") is None:
+        print("redis-server not found (apt-get install redis-server)", file=sys.stderr)
+        return 2
+    import app.velocity as current
+
+    stores = ([(f"ref {args.ref}", _load_ref(args.ref))] if args.ref else []) + [("working tree", current)]
+    recs = _records(args.rows, args.days, args.seed)
+    port = _free_port()
+    data_dir = tempfile.mkdtemp(prefix="velbench-")
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", data_dir],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        import redis
+
+        for _ in range(100):
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        print(f"{len(recs)} transactions over {args.days} d, batches {args.batches} x {args.batch_size}; "
+              f"redis-server {port}; load average before {_loadavg()}")
+        rows, outs = [], []
+        for name, mod in stores:
+            figures, results = asyncio.run(_measure(mod, url, recs, args.batch_size, args.batches))
+            rows.append((name, figures))
+            outs.append(results)
+        print(f"load average after {_loadavg()}")
+        print("| store | observe p50 µs | observe p99 µs | Redis µs/call | Redis cmds/call | "
+              "1,000-txn batch ms (median / max) |")
+        print("|---|---|---|---|---|---|")
+        for name, f in rows:
+            print(f"| {name} | {f['observe_p50_us']:.0f} | {f['observe_p99_us']:.0f} | "
+                  f"{f['redis_usec_per_call']:.1f} | {f['redis_cmds_per_call']:.1f} | "
+                  f"{f['batch_ms_median']:.1f} / {f['batch_ms_max']:.1f} |")
+        for name, f in rows:
+            print(f"{name}: of Redis µs/call, {f['redis_cmds_usec_per_call']:.1f} in the commands "
+                  f"(the rest is Lua and argument handling); per call: {f['top']}")
+        if len(rows) == 2:
+            a, b = rows[0][1], rows[1][1]
+            print(f"ratio ref/working tree: Redis µs/call {a['redis_usec_per_call'] / b['redis_usec_per_call']:.2f}x, "
+                  f"cmds/call {a['redis_cmds_per_call'] / b['redis_cmds_per_call']:.2f}x, "
+                  f"observe p50 {a['observe_p50_us'] / b['observe_p50_us']:.2f}x, "
+                  f"batch {a['batch_ms_median'] / b['batch_ms_median']:.2f}x")
+            diff = sum(x != y for x, y in zip(outs[0], outs[1]))
+            print(f"feature mismatches between the two: {diff} of {len(outs[0])}")
+            if diff:
+                return 1
+        return 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
