@@ -187,6 +187,10 @@ def environment(
         "FRAUDSTACK_DATA_DIR": DATA_DIR,
         "FRAUDSTACK_BEDROCK_REGION": args.region,
         "FRAUDSTACK_BEDROCK_MODEL_ID": args.bedrock_model_ids[0],
+        # The service's CloudWatch metrics (app/cloudwatch.py), read by the alarms with
+        # dimensions Environment and Service (= alarms.service.deployment = app.name).
+        "FRAUDSTACK_CLOUDWATCH_NAMESPACE": METRIC_NAMESPACE,
+        "FRAUDSTACK_CLOUDWATCH_SERVICE": args.name,
         # The SDK's region for STS (IRSA) and Secrets Manager: the private endpoints' region.
         "AWS_REGION": args.region,
         "AWS_STS_REGIONAL_ENDPOINTS": "regional",

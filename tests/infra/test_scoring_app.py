@@ -160,6 +160,8 @@ def test_environment_comes_from_the_data_tier_outputs_and_holds_no_credential(st
         "FRAUDSTACK_DATA_DIR": "/var/lib/fraudstack",
         "FRAUDSTACK_BEDROCK_REGION": "eu-west-1",
         "FRAUDSTACK_BEDROCK_MODEL_ID": "eu.anthropic.claude-3-haiku-20240307-v1:0",
+        "FRAUDSTACK_CLOUDWATCH_NAMESPACE": "fraudstack",
+        "FRAUDSTACK_CLOUDWATCH_SERVICE": "scoring-api",
         "AWS_REGION": "eu-west-1",
         "AWS_STS_REGIONAL_ENDPOINTS": "regional",
         "TMPDIR": "/tmp",
