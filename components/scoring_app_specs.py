@@ -489,17 +489,14 @@ def network_policies(args: ScoringAppArgs) -> dict[str, dict[str, Any]]:
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"from": blocks(lb_cidrs), "ports": [tcp(CONTAINER_PORT)]},
-                *(
-                    [{
-                        "from": [
-                            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-                            for ns in args.metrics_scrapers
-                        ],
-                        "ports": [tcp(CONTAINER_PORT)],
-                    }]
-                    if args.metrics_scrapers
-                    else []
-                ),
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+                        # The request-rate metric's Prometheus always scrapes; others when listed.
+                        for ns in dict.fromkeys((args.monitoring_namespace, *args.metrics_scrapers))
+                    ],
+                    "ports": [tcp(CONTAINER_PORT)],
+                },
             ],
         },
         "allow-egress": {
