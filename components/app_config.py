@@ -98,7 +98,7 @@ class AppConfig(_Model):
     min_replicas: int = Field(3, ge=2, le=100, description="HPA lower bound (at least 2: one pod must survive a node drain).")
     max_replicas: int = Field(12, ge=2, le=500, description="HPA upper bound.")
     cpu_target_percent: int = Field(60, ge=10, le=95, description="HPA target: average CPU utilisation of the requests.")
-    requests_per_second_target: int = Field(1000, ge=1, le=100000, description="HPA target: scoring requests per second per pod (pods metric `fraudstack_http_requests_per_second`, served by a metrics adapter).")
+    requests_per_second_target: int = Field(1000, ge=1, le=100000, description="HPA target: scoring requests per second per pod (pods metric `fraudstack_requests_per_second`, served by the prometheus-adapter release).")
     signed_requests: bool = Field(True, description="Require every request to carry an HMAC signature made with the `hmac-signing-key` secret (FRAUDSTACK_HMAC_SECRET).")
     metrics_scrapers: tuple[str, ...] = Field(default_factory=tuple, description="Namespaces whose pods may scrape `/metrics` on the service port (Prometheus feeding the request-rate metric); empty: none.")
     scheme: Scheme = Field(Scheme.INTERNAL, description="`internal` or `internet-facing` load balancer (internet-facing gets a WAF web ACL).")
