@@ -273,6 +273,9 @@ app = ScoringApp(
         access_log_retention_days=app_cfg.access_log_retention_days,
         log_retention_days=cfg.cluster.log_retention_days,
         lb_controller_version=app_cfg.lb_controller_version,
+        monitoring_namespace=app_cfg.monitoring_namespace,
+        prometheus_version=app_cfg.prometheus_version,
+        prometheus_adapter_version=app_cfg.prometheus_adapter_version,
         tags=tags,
     ),
 )

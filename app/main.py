@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from app import metrics
+from app import cloudwatch, metrics
 from app.errors import InvalidRequest, NotFound, NotReady, UnsupportedMediaType, from_validation_error, install_handlers
 from app.schemas import BatchRequest, BatchResponse, Feedback, FeedbackResponse, InferRequest, ScoreResponse, Transaction
 from app.security import EdgeMiddleware
@@ -86,9 +86,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        publisher = cloudwatch.from_settings(settings)
+        if publisher is not None:
+            publisher.start()
         try:
             yield
         finally:
+            if publisher is not None:
+                await publisher.stop()
             await service.stop()
 
     app = FastAPI(title="fraudstack scoring service", version="1.0.0", lifespan=lifespan,

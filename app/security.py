@@ -24,7 +24,7 @@ import re
 import time
 from typing import Any, Awaitable, Callable
 
-from app import metrics
+from app import cloudwatch, metrics
 from app.errors import PayloadTooLarge, RateLimited, ReplayedRequest, Unauthorized, error_response, internal_error
 from app.settings import hash_api_key
 
@@ -309,7 +309,9 @@ class EdgeMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            metrics.REQUEST_LATENCY.labels(path, _STATUS_CLASS.get(status // 100, "5xx")).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            metrics.REQUEST_LATENCY.labels(path, _STATUS_CLASS.get(status // 100, "5xx")).observe(elapsed)
+            cloudwatch.record(path, status, elapsed)
 
     async def _refuse(self, scope: dict[str, Any], receive: Any, send: Any, extra: list[tuple[bytes, bytes]]) -> None:
         response = error_response(PayloadTooLarge(f"request body exceeds {self.max} bytes (FRAUDSTACK_MAX_BODY_BYTES)", field="body"))

@@ -98,7 +98,7 @@ class AppConfig(_Model):
     min_replicas: int = Field(3, ge=2, le=100, description="HPA lower bound (at least 2: one pod must survive a node drain).")
     max_replicas: int = Field(12, ge=2, le=500, description="HPA upper bound.")
     cpu_target_percent: int = Field(60, ge=10, le=95, description="HPA target: average CPU utilisation of the requests.")
-    requests_per_second_target: int = Field(1000, ge=1, le=100000, description="HPA target: scoring requests per second per pod (pods metric `fraudstack_http_requests_per_second`, served by a metrics adapter).")
+    requests_per_second_target: int = Field(1000, ge=1, le=100000, description="HPA target: scoring requests per second per pod (pods metric `fraudstack_requests_per_second`, served by the prometheus-adapter release).")
     signed_requests: bool = Field(True, description="Require every request to carry an HMAC signature made with the `hmac-signing-key` secret (FRAUDSTACK_HMAC_SECRET).")
     metrics_scrapers: tuple[str, ...] = Field(default_factory=tuple, description="Namespaces whose pods may scrape `/metrics` on the service port (Prometheus feeding the request-rate metric); empty: none.")
     scheme: Scheme = Field(Scheme.INTERNAL, description="`internal` or `internet-facing` load balancer (internet-facing gets a WAF web ACL).")
@@ -108,8 +108,11 @@ class AppConfig(_Model):
     waf_rate_limit: int = Field(2000, ge=100, le=2_000_000_000, description="Requests per 5 minutes one client IP may send before the WAF blocks it (internet-facing only).")
     access_log_retention_days: int = Field(365, ge=ACCESS_LOG_RETENTION_MIN_DAYS, le=3653, description="Days the ALB access logs are kept in S3 (PCI DSS 10.5.1: at least 365 in production).")
     lb_controller_version: str = Field("1.14.0", description="Helm chart version of the AWS Load Balancer Controller.")
+    monitoring_namespace: str = Field("monitoring", description="Namespace of the Prometheus server and prometheus-adapter serving the HPA's request-rate metric (always allowed to scrape the service).")
+    prometheus_version: str = Field("25.27.0", description="Helm chart version of `prometheus` (prometheus-community; server only).")
+    prometheus_adapter_version: str = Field("4.11.0", description="Helm chart version of `prometheus-adapter` (prometheus-community).")
 
-    @field_validator("namespace", "name")
+    @field_validator("namespace", "name", "monitoring_namespace")
     @classmethod
     def _label(cls, value: str) -> str:
         if not _DNS_LABEL_RE.match(value):
@@ -173,7 +176,7 @@ class AppConfig(_Model):
             raise ValueError(f"{value!r} is not a TLS 1.2+ ALB policy ({', '.join(TLS12_POLICIES)})")
         return value
 
-    @field_validator("lb_controller_version")
+    @field_validator("lb_controller_version", "prometheus_version", "prometheus_adapter_version")
     @classmethod
     def _chart(cls, value: str) -> str:
         if not _CHART_VERSION_RE.match(value):
@@ -200,6 +203,8 @@ def app_problems(
         yield "app.namespace", f"{app.namespace!r} differs from alarms.service.namespace ({alarm_namespace!r}); the alarms would watch nothing"
     if app.name != alarm_deployment:
         yield "app.name", f"{app.name!r} differs from alarms.service.deployment ({alarm_deployment!r}); the alarms would watch nothing"
+    if app.monitoring_namespace == app.namespace:
+        yield "app.monitoringNamespace", f"{app.monitoring_namespace!r} is the service's namespace; Prometheus gets its own (the service's default-deny policies would block its API access)"
     if app.gpu and app.max_replicas > gpu_max_nodes:
         yield "app.maxReplicas", (
             f"with gpu each replica takes a GPU node, and cluster.gpuNodes.maxSize is {gpu_max_nodes}; "

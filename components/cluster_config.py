@@ -197,6 +197,7 @@ class EndpointsConfig(_Section):
     sts: bool = Field(True, description="sts interface endpoint (IRSA token exchange).")
     logs: bool = Field(True, description="CloudWatch Logs interface endpoint.")
     secrets_manager: bool = Field(True, description="Secrets Manager interface endpoint.")
+    monitoring: bool = Field(True, description="CloudWatch (monitoring) interface endpoint: the service's PutMetricData for the alarms (its pods may only reach the endpoints on 443).")
 
 
 class BedrockConfig(_Section):

@@ -20,6 +20,7 @@ SERVICES: dict[str, str] = {
     "sts": "sts",
     "logs": "logs",
     "secrets_manager": "secretsmanager",
+    "monitoring": "monitoring",
 }
 BEDROCK_ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
 _ACCOUNT_SCOPED_ACTIONS = {
@@ -27,6 +28,8 @@ _ACCOUNT_SCOPED_ACTIONS = {
     "ecr.dkr": ["ecr:*"],
     "logs": ["logs:*"],
     "secretsmanager": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+    # The service's metrics only (the IRSA role further pins the namespace).
+    "monitoring": ["cloudwatch:PutMetricData"],
 }
 _INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.")
 

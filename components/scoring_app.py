@@ -32,6 +32,14 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.cluster import CPU_LABELS, service_account_role
+from components.metrics_adapter import (
+    ADAPTER_RELEASE,
+    PROMETHEUS_CHART_REPO,
+    PROMETHEUS_RELEASE,
+    MetricsAdapterSpec,
+    adapter_values,
+    prometheus_values,
+)
 from components.scoring_app_specs import (
     DATA_DIR,
     LB_CONTROLLER_CHART_REPO,
@@ -146,6 +154,12 @@ class ScoringAppArgs:
     access_log_retention_days: int = 365
     log_retention_days: int = 365
     lb_controller_version: str = "1.14.0"
+    monitoring_namespace: str = "monitoring"
+    """Namespace of the Prometheus server and prometheus-adapter behind the request-rate metric."""
+    prometheus_version: str = "25.27.0"
+    """Helm chart version of ``prometheus`` (server only)."""
+    prometheus_adapter_version: str = "4.11.0"
+    """Helm chart version of ``prometheus-adapter``."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Required tags; AWS children add their own ``Name``, the ALB gets them through the controller."""
     wait_for: Sequence[pulumi.Resource] = ()
@@ -183,6 +197,7 @@ class ScoringApp(pulumi.ComponentResource):
         self._namespace()
         self._identity()
         self._load_balancer_controller()
+        self._metrics_adapter()
         self._access_logs()
         # WAF in front of an internet-facing ALB.
         self.waf_acl: aws.wafv2.WebAcl | None = self._web_acl(name, args) if args.internet_facing else None
@@ -341,6 +356,26 @@ class ScoringApp(pulumi.ComponentResource):
                 "priorityClassName": "system-cluster-critical",
             },
             opts=kopts(),
+        )
+
+    def _metrics_adapter(self) -> None:
+        """Prometheus (server only) and prometheus-adapter: the HPA's request-rate metric."""
+        args, name, kopts = self._args, self._name, self._kopts
+        spec = MetricsAdapterSpec(args.monitoring_namespace, args.namespace, args.name, CONTAINER_PORT,
+                                  REQUEST_RATE_METRIC, dict(CPU_LABELS))
+        # Helm creates the namespace: the policy pack cannot see the pods the charts render,
+        # so namespace guards declared here would be judged as selecting nothing (see
+        # docs/deploy-service.md); the charts' own pod specs are hardened by the values.
+        self.prometheus = k8s.helm.v3.Release(
+            f"{name}-prometheus", name=PROMETHEUS_RELEASE, chart="prometheus", version=args.prometheus_version,
+            namespace=args.monitoring_namespace, repository_opts={"repo": PROMETHEUS_CHART_REPO},
+            values=prometheus_values(spec), create_namespace=True, opts=kopts(),
+        )
+        self.prometheus_adapter = k8s.helm.v3.Release(
+            f"{name}-prometheus-adapter", name=ADAPTER_RELEASE, chart="prometheus-adapter",
+            version=args.prometheus_adapter_version, namespace=args.monitoring_namespace,
+            repository_opts={"repo": PROMETHEUS_CHART_REPO}, values=adapter_values(spec),
+            opts=kopts(self.prometheus),
         )
 
     def _access_logs(self) -> None:

@@ -187,6 +187,10 @@ def environment(
         "FRAUDSTACK_DATA_DIR": DATA_DIR,
         "FRAUDSTACK_BEDROCK_REGION": args.region,
         "FRAUDSTACK_BEDROCK_MODEL_ID": args.bedrock_model_ids[0],
+        # The service's CloudWatch metrics (app/cloudwatch.py), read by the alarms with
+        # dimensions Environment and Service (= alarms.service.deployment = app.name).
+        "FRAUDSTACK_CLOUDWATCH_NAMESPACE": METRIC_NAMESPACE,
+        "FRAUDSTACK_CLOUDWATCH_SERVICE": args.name,
         # The SDK's region for STS (IRSA) and Secrets Manager: the private endpoints' region.
         "AWS_REGION": args.region,
         "AWS_STS_REGIONAL_ENDPOINTS": "regional",
@@ -485,17 +489,14 @@ def network_policies(args: ScoringAppArgs) -> dict[str, dict[str, Any]]:
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"from": blocks(lb_cidrs), "ports": [tcp(CONTAINER_PORT)]},
-                *(
-                    [{
-                        "from": [
-                            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-                            for ns in args.metrics_scrapers
-                        ],
-                        "ports": [tcp(CONTAINER_PORT)],
-                    }]
-                    if args.metrics_scrapers
-                    else []
-                ),
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+                        # The request-rate metric's Prometheus always scrapes; others when listed.
+                        for ns in dict.fromkeys((args.monitoring_namespace, *args.metrics_scrapers))
+                    ],
+                    "ports": [tcp(CONTAINER_PORT)],
+                },
             ],
         },
         "allow-egress": {

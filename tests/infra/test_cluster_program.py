@@ -87,7 +87,7 @@ def test_bedrock_endpoint_private_dns_in_every_az(plans):
         "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
         "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0",
     ]
-    assert len(of_type(plan["resources"], "aws:ec2/vpcEndpoint:VpcEndpoint")) == 6 + 1  # + the network's S3 gateway
+    assert len(of_type(plan["resources"], "aws:ec2/vpcEndpoint:VpcEndpoint")) == 7 + 1  # + the network's S3 gateway
 
 
 def test_node_security_group_is_what_the_data_tier_and_endpoints_admit(plans):
@@ -110,7 +110,7 @@ def test_registry_and_outputs(plans):
     assert plan["outputs"]["clusterName"] == "fraudstack-production"
     assert plan["outputs"]["dashboardName"] == "fraudstack-production"
     assert len(plan["outputs"]["alarmNames"]) == 24
-    assert set(plan["outputs"]["vpcEndpointIds"]) == {"bedrock_runtime", "ecr_api", "ecr_dkr", "sts", "logs", "secrets_manager"}
+    assert set(plan["outputs"]["vpcEndpointIds"]) == {"bedrock_runtime", "ecr_api", "ecr_dkr", "sts", "logs", "secrets_manager", "monitoring"}
 
 
 def test_disabled_endpoints_are_not_created():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components.endpoints import SERVICES, Endpoints, EndpointsArgs, bedrock_model_arns, endpoint_policy
@@ -28,7 +30,7 @@ def records() -> list[dict]:
 def test_every_endpoint_is_interface_with_private_dns(records):
     endpoints = {r["inputs"]["serviceName"]: r["inputs"] for r in of_type(records, VPCE)}
     assert set(endpoints) == {f"com.amazonaws.eu-west-1.{s}" for s in
-                              ("bedrock-runtime", "ecr.api", "ecr.dkr", "sts", "logs", "secretsmanager")}
+                              ("bedrock-runtime", "ecr.api", "ecr.dkr", "sts", "logs", "secretsmanager", "monitoring")}
     sg = one(records, "aws:ec2/securityGroup:SecurityGroup", "endpoints-sg")
     for inputs in endpoints.values():
         assert inputs["vpcEndpointType"] == "Interface"
@@ -102,5 +104,9 @@ def test_model_arns_and_policy_pure():
         "arn:aws:bedrock:us-east-1:1:inference-profile/global.anthropic.claude-x",
         "arn:aws:bedrock:*::foundation-model/anthropic.claude-x",
     ]
-    assert set(SERVICES) == {"bedrock_runtime", "ecr_api", "ecr_dkr", "sts", "logs", "secrets_manager"}
+    assert set(SERVICES) == {"bedrock_runtime", "ecr_api", "ecr_dkr", "sts", "logs", "secrets_manager", "monitoring"}
+    # The service's PutMetricData (app/cloudwatch.py): its pods reach AWS only through endpoints.
+    assert json.loads(endpoint_policy("monitoring", "1", "us-east-1", [])) == {"Version": "2012-10-17", "Statement": [
+        {"Sid": "OwnAccountOnly", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"},
+         "Action": ["cloudwatch:PutMetricData"], "Resource": "*"}]}
     assert "bedrock:*" not in endpoint_policy("bedrock-runtime", "1", "us-east-1", ["a.b"])

@@ -160,6 +160,8 @@ def test_environment_comes_from_the_data_tier_outputs_and_holds_no_credential(st
         "FRAUDSTACK_DATA_DIR": "/var/lib/fraudstack",
         "FRAUDSTACK_BEDROCK_REGION": "eu-west-1",
         "FRAUDSTACK_BEDROCK_MODEL_ID": "eu.anthropic.claude-3-haiku-20240307-v1:0",
+        "FRAUDSTACK_CLOUDWATCH_NAMESPACE": "fraudstack",
+        "FRAUDSTACK_CLOUDWATCH_SERVICE": "scoring-api",
         "AWS_REGION": "eu-west-1",
         "AWS_STS_REGIONAL_ENDPOINTS": "regional",
         "TMPDIR": "/tmp",
@@ -249,7 +251,10 @@ def test_network_policies_default_deny_then_exact_allow_lists(stack):
     assert inputs(p, "app-netpol-default-deny")["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     assert inputs(p, "app-netpol-allow-ingress-from-alb")["spec"] == {
         "podSelector": {"matchLabels": SELECTOR}, "policyTypes": ["Ingress"],
-        "ingress": [{"from": [{"ipBlock": {"cidr": c}} for c in lb], "ports": [{"protocol": "TCP", "port": 8080}]}],
+        "ingress": [{"from": [{"ipBlock": {"cidr": c}} for c in lb], "ports": [{"protocol": "TCP", "port": 8080}]},
+                    # The request-rate metric's Prometheus (components/metrics_adapter.py).
+                    {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                     "ports": [{"protocol": "TCP", "port": 8080}]}],
     }
     data = [{"ipBlock": {"cidr": c}} for c in exp["isolated"]]
     assert inputs(p, "app-netpol-allow-egress")["spec"] == {
@@ -269,13 +274,16 @@ def test_network_policies_default_deny_then_exact_allow_lists(stack):
 def test_metrics_scrapers_may_reach_the_service_port():
     from components.scoring_app_specs import network_policies
 
-    args = _args(metrics_scrapers=("monitoring", "observability"))
-    ingress = network_policies(args)["allow-ingress-from-alb"]["ingress"]
-    assert ingress[1] == {
-        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}} for ns in ("monitoring", "observability")],
-        "ports": [{"protocol": "TCP", "port": 8080}],
-    }
-    assert len(network_policies(_args())["allow-ingress-from-alb"]["ingress"]) == 1
+    def scrapers(args):
+        rule = network_policies(args)["allow-ingress-from-alb"]["ingress"][1]
+        assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+        return [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in rule["from"]]
+
+    # The monitoring namespace (the HPA's Prometheus) always, first, and only once.
+    assert scrapers(_args(metrics_scrapers=("monitoring", "observability"))) == ["monitoring", "observability"]
+    assert scrapers(_args(metrics_scrapers=("observability",))) == ["monitoring", "observability"]
+    assert scrapers(_args()) == ["monitoring"]
+    assert scrapers(_args(monitoring_namespace="prom")) == ["prom"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
