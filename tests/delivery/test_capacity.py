@@ -119,7 +119,7 @@ def test_an_instance_without_a_price_is_named(inputs):
 def test_stack_shapes_come_from_the_stack_files():
     prod = capacity.stack_shape("production")
     assert prod == StackShape(
-        name="production", az_count=3, nat_gateways=3, interface_endpoints=6, cpu_instance_type="m7i.xlarge",
+        name="production", az_count=3, nat_gateways=3, interface_endpoints=7, cpu_instance_type="m7i.xlarge",
         cpu_min_nodes=3, cpu_max_nodes=12, gpu_instance_type="g6.xlarge", gpu_min_nodes=1,
         db_instance_class="db.r7g.large", db_multi_az=True, cache_node_type="cache.r7g.large", cache_nodes=3,
         workers_per_pod=2, cpu_per_pod=2.0, memory_gib_per_pod=2.0, min_replicas=3, max_replicas=24, hpa_cpu_target=0.6,
