@@ -83,6 +83,7 @@ cluster = Cluster(
         ),
         nvidia_device_plugin_version=cfg.cluster.nvidia_device_plugin_version,
         cluster_autoscaler_version=cfg.cluster.cluster_autoscaler_version,
+        autoscaler=cfg.cluster.autoscaler,
         public_access_cidrs=cfg.cluster.public_access_cidrs,
         private_access_cidrs=cfg.cluster.private_access_cidrs,
         log_retention_days=cfg.cluster.log_retention_days,

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.autoscaling import AutoscalerConfig, autoscaler_extra_args, cluster_autoscaler_policy
 from components.nodegroup import NodeGroup, NodeGroupArgs, Taint
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -79,6 +80,8 @@ class ClusterArgs:
     nvidia_device_plugin_version: str
     cluster_autoscaler_version: str | None = None
     """cluster-autoscaler chart version; None leaves the groups at their configured sizes."""
+    autoscaler: AutoscalerConfig = field(default_factory=AutoscalerConfig)
+    """Image and scale-up/scale-down behaviour of the cluster-autoscaler."""
     public_access_cidrs: Sequence[str] = ()
     """Networks allowed to the public API endpoint; empty turns the public endpoint off."""
     private_access_cidrs: Sequence[str] = ()
@@ -163,50 +166,6 @@ def service_account_role(
             f"{name}-{arn.rsplit('/', 1)[-1].lower()}", role=role.name, policy_arn=arn, opts=opts
         )
     return role
-
-
-def cluster_autoscaler_policy(cluster_name: str, cluster_arn: str) -> str:
-    """What cluster-autoscaler needs: resize only this cluster's groups, describe the rest."""
-    nodegroups = cluster_arn.replace(":cluster/", ":nodegroup/", 1) + "/*/*"
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ResizeOwnGroupsOnly",
-                    "Effect": "Allow",
-                    "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
-                    "Resource": "*",
-                    "Condition": {
-                        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}
-                    },
-                },
-                {
-                    # Describe calls cannot be scoped to a resource.
-                    "Sid": "Describe",
-                    "Effect": "Allow",
-                    "Action": [
-                        "autoscaling:DescribeAutoScalingGroups",
-                        "autoscaling:DescribeAutoScalingInstances",
-                        "autoscaling:DescribeLaunchConfigurations",
-                        "autoscaling:DescribeScalingActivities",
-                        "autoscaling:DescribeTags",
-                        "ec2:DescribeImages",
-                        "ec2:DescribeInstanceTypes",
-                        "ec2:DescribeLaunchTemplateVersions",
-                        "ec2:GetInstanceTypesFromInstanceRequirements",
-                    ],
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "ReadOwnNodeGroups",
-                    "Effect": "Allow",
-                    "Action": "eks:DescribeNodegroup",
-                    "Resource": nodegroups,
-                },
-            ],
-        }
-    )
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -589,7 +548,24 @@ class Cluster(pulumi.ComponentResource):
                         }
                     },
                     "nodeSelector": CPU_LABELS,
-                    "extraArgs": {"expander": "least-waste", "balance-similar-node-groups": "true"},
+                    "image": {"tag": args.autoscaler.image_tag},
+                    "extraArgs": autoscaler_extra_args(args.autoscaler),
+                    # One replica with leader election; evicting it mid-decision would stall
+                    # scaling, and it must outrank the workloads it makes room for.
+                    "replicaCount": 1,
+                    "priorityClassName": "system-cluster-critical",
+                    "podAnnotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "300Mi"},
+                        "limits": {"memory": "600Mi"},
+                    },
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containerSecurityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
                 },
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=self.k8s_provider, depends_on=[self.cpu_nodes, self.gpu_nodes]

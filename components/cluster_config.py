@@ -17,6 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.autoscaling import AutoscalerConfig
+
 # EKS versions in standard support when this was written; an older one means paying
 # for extended support, a newer one does not exist yet. Update with each EKS release.
 SUPPORTED_KUBERNETES_VERSIONS = ("1.32", "1.33", "1.34")
@@ -146,6 +148,10 @@ class ClusterConfig(_Section):
         "9.46.6",
         pattern=r"^\d+\.\d+\.\d+$",
         description="cluster-autoscaler Helm chart version (scales the node groups, the GPU group from zero).",
+    )
+    autoscaler: AutoscalerConfig = Field(
+        default_factory=AutoscalerConfig,
+        description="cluster-autoscaler image and scale-up/scale-down settings.",
     )
 
     @field_validator("log_retention_days")

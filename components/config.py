@@ -457,6 +457,13 @@ def _cluster_tier(cfg: StackConfig) -> Iterable[tuple[str, str]]:
 
 
 @invariant
+def _autoscaler(cfg: StackConfig) -> Iterable[tuple[str, str]]:
+    from components.autoscaling import autoscaler_problems
+
+    yield from autoscaler_problems(cfg.cluster.kubernetes_version, cfg.cluster.autoscaler)
+
+
+@invariant
 def _data_tier(cfg: StackConfig) -> Iterable[tuple[str, str]]:
     db, cache = cfg.database, cfg.cache
     if db.max_allocated_storage_gb < db.allocated_storage_gb:

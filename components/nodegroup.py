@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.autoscaling import node_template_tags, tag_resource_suffix
+
 
 @dataclass(frozen=True)
 class Taint:
@@ -48,6 +50,9 @@ class NodeGroupArgs:
     """``Name`` tag of the nodes, volumes and group (default: the logical name)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Required tags; the component adds ``Name``."""
+    autoscaler_node_template: bool = True
+    """Tag the group's Auto Scaling group with its labels and taints so the
+    cluster-autoscaler can scale it up from zero nodes."""
 
 
 class NodeGroup(pulumi.ComponentResource):
@@ -138,6 +143,24 @@ class NodeGroup(pulumi.ComponentResource):
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
         )
+
+        # EKS does not copy node-group tags to the group's Auto Scaling group
+        # (aws/containers-roadmap#608), and the autoscaler reads the node template from
+        # the Auto Scaling group's tags when a group has no node to look at.
+        self.autoscaling_group_name = self.node_group.resources.apply(lambda r: r[0].autoscaling_groups[0].name)
+        self.template_tags: list[aws.autoscaling.Tag] = []
+        if args.autoscaler_node_template:
+            template = node_template_tags(args.labels, [(t.key, t.value, t.effect) for t in args.taints])
+            self.template_tags = [
+                aws.autoscaling.Tag(
+                    f"{name}-asg-{tag_resource_suffix(key)}",
+                    autoscaling_group_name=self.autoscaling_group_name,
+                    # Only a description for the autoscaler; EKS labels and taints the nodes.
+                    tag={"key": key, "value": value, "propagate_at_launch": False},
+                    opts=child,
+                )
+                for key, value in template.items()
+            ]
 
         self.register_outputs(
             {"launch_template_id": self.launch_template.id, "node_group_arn": self.node_group.arn}

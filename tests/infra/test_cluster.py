@@ -303,7 +303,10 @@ def test_cluster_autoscaler_release_and_scoped_role(private):
     ]
     statements = {s["Sid"]: s for s in policy(one(private, "aws:iam/rolePolicy:RolePolicy", "eks-autoscaler-policy"))["Statement"]}
     assert statements["ResizeOwnGroupsOnly"]["Condition"] == {
-        "StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/fraudstack-test": "owned"}
+        "StringEquals": {
+            "aws:ResourceTag/k8s.io/cluster-autoscaler/fraudstack-test": "owned",
+            "aws:ResourceTag/k8s.io/cluster-autoscaler/enabled": "true",
+        }
     }
     assert statements["ReadOwnNodeGroups"]["Resource"] == "arn:aws:eks:eu-west-1:123456789012:nodegroup/fraudstack-test/*/*"
     assert all(not a.endswith("*") for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
