@@ -1,0 +1,433 @@
+"""Model lifecycle in the service: a versioned model store, verification, and hot swap.
+
+Layout of a store (an S3 bucket prefix, or a local directory on a laptop)::
+
+    models/<version>/model.onnx, model.json[, report.html]
+    pointers/active       {"version": "...", "sha256": "..."}
+    pointers/candidate    (written by retraining; the service only shadows it)
+
+The service serves the version named by ``FRAUDSTACK_MODEL_VERSION`` or, when that
+is unset, the one the ``active`` pointer names. A reload (SIGHUP or
+``POST /admin/model/reload`` with the admin key) downloads and verifies the new
+version off the event loop, then swaps it in with one assignment on the event loop:
+requests that already picked the old model finish on it, later ones get the new one.
+A model that fails verification is refused and the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from prometheus_client import Counter
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.model import ModelLoadError, ScoringModel
+
+log = logging.getLogger("fraudstack.lifecycle")
+
+MODEL_FILES = ("model.onnx", "model.json")
+OPTIONAL_FILES = ("report.html",)
+POINTERS = ("active", "candidate")
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+PARITY_TOLERANCE = 1e-5
+
+RELOADS = Counter("fraudstack_model_reloads_total", "Model reload attempts by result", ["result"])
+
+
+class LifecycleSettings(BaseSettings):
+    """Model-store and admin settings (environment, prefix ``FRAUDSTACK_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUDSTACK_", extra="ignore")
+
+    model_store: str | None = Field(None, description="Model store: s3://bucket/prefix or a local directory. Unset: FRAUDSTACK_MODEL_DIR only, no reloads from a store.")
+    model_version: str | None = Field(None, pattern=VERSION_RE.pattern, description="Version to serve from the store; unset: the version the store's 'active' pointer names.")
+    admin_key_hash: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex of the admin key for /admin routes (separate from client keys). Unset: admin routes answer 403.")
+    shadow_version: str | None = Field(None, pattern=VERSION_RE.pattern, description="Candidate version scored in shadow; 'candidate' follows the store's candidate pointer. Unset: no shadow.")
+    shadow_queue_size: int = Field(10_000, ge=1, le=1_000_000, description="Shadow rows waiting for the candidate; more are dropped (and counted), never waited for.")
+    aws_region: str | None = Field(None, description="Region of the S3 model store.")
+
+
+class StoreError(RuntimeError):
+    """The model store cannot be read or does not hold what was asked for."""
+
+
+class ModelStore(Protocol):
+    """What the service and retraining need from a store."""
+
+    def read_pointer(self, name: str) -> str | None: ...
+    def write_pointer(self, name: str, version: str, sha256: str) -> None: ...
+    def download(self, version: str, dest: Path) -> Path: ...
+    def upload(self, version: str, src: Path) -> None: ...
+
+
+def _check_version(version: str) -> str:
+    if not VERSION_RE.match(version or ""):
+        raise StoreError(f"model version {version!r} is not a valid name ([A-Za-z0-9_.-], at most 128)")
+    return version
+
+
+def _check_pointer(name: str) -> str:
+    if name not in POINTERS:
+        raise StoreError(f"pointer {name!r} is not one of {POINTERS}")
+    return name
+
+
+def _parse_pointer(raw: bytes, where: str) -> str:
+    try:
+        data = json.loads(raw)
+        return _check_version(str(data["version"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{where}: not a pointer document ({exc})") from None
+
+
+class LocalModelStore:
+    """A store in a local directory (laptops, tests)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def read_pointer(self, name: str) -> str | None:
+        """Version a pointer names, or None when the pointer does not exist."""
+        path = self.root / "pointers" / _check_pointer(name)
+        if not path.is_file():
+            return None
+        return _parse_pointer(path.read_bytes(), str(path))
+
+    def write_pointer(self, name: str, version: str, sha256: str) -> None:
+        """Point ``name`` at ``version`` (atomic rename)."""
+        path = self.root / "pointers" / _check_pointer(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": _check_version(version), "sha256": sha256}))
+        os.replace(tmp, path)
+
+    def download(self, version: str, dest: Path) -> Path:
+        """Copy the version's files into ``dest``."""
+        src = self.root / "models" / _check_version(version)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in MODEL_FILES + OPTIONAL_FILES:
+            if (src / name).is_file():
+                shutil.copyfile(src / name, dest / name)
+            elif name in MODEL_FILES:
+                raise StoreError(f"{src / name} does not exist")
+        return dest
+
+    def upload(self, version: str, src: Path) -> None:
+        """Copy a model directory into the store."""
+        dest = self.root / "models" / _check_version(version)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in MODEL_FILES + OPTIONAL_FILES:
+            if (Path(src) / name).is_file():
+                shutil.copyfile(Path(src) / name, dest / name)
+
+
+class S3ModelStore:
+    """A store under ``s3://bucket/prefix`` (boto3 client; SSE-KMS is the bucket's default)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def read_pointer(self, name: str) -> str | None:
+        """Version a pointer names, or None when the pointer object does not exist."""
+        key = self._key("pointers", _check_pointer(name))
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return _parse_pointer(body, f"s3://{self.bucket}/{key}")
+
+    def write_pointer(self, name: str, version: str, sha256: str) -> None:
+        """Point ``name`` at ``version`` (one PUT: S3 objects are replaced atomically)."""
+        body = json.dumps({"version": _check_version(version), "sha256": sha256}).encode()
+        self.client.put_object(Bucket=self.bucket, Key=self._key("pointers", _check_pointer(name)), Body=body,
+                               ContentType="application/json")
+
+    def download(self, version: str, dest: Path) -> Path:
+        """Fetch the version's files into ``dest``."""
+        from botocore.exceptions import ClientError
+
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in MODEL_FILES + OPTIONAL_FILES:
+            key = self._key("models", _check_version(version), name)
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            except ClientError as exc:
+                if name in OPTIONAL_FILES:
+                    continue
+                raise StoreError(f"s3://{self.bucket}/{key}: {exc.response.get('Error', {}).get('Code', exc)}") from None
+            (dest / name).write_bytes(body)
+        return dest
+
+    def upload(self, version: str, src: Path) -> None:
+        """Upload a model directory (model.json last, so a half upload has no metadata)."""
+        _check_version(version)
+        for name in ("model.onnx", *OPTIONAL_FILES, "model.json"):
+            path = Path(src) / name
+            if path.is_file():
+                self.client.put_object(Bucket=self.bucket, Key=self._key("models", _check_version(version), name),
+                                       Body=path.read_bytes())
+
+
+def open_store(uri: str, region: str | None = None, client: Any = None) -> ModelStore:
+    """``s3://bucket/prefix`` -> S3ModelStore; anything else is a local directory."""
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri[5:].partition("/")
+        if not bucket:
+            raise StoreError(f"FRAUDSTACK_MODEL_STORE: {uri!r} names no bucket")
+        if client is None:
+            import boto3
+
+            client = boto3.client("s3", region_name=region)
+        return S3ModelStore(client, bucket, prefix)
+    return LocalModelStore(Path(uri))
+
+
+def verify_model(model: ScoringModel, feature_names: tuple[str, ...] | list[str]) -> None:
+    """Load (SHA-256 checked against model.json) and run the parity gates; raises ModelLoadError.
+
+    Gates: the feature list equals the serving code's, the graph gives finite
+    probabilities that sum to one on the reference row, and, when model.json holds a
+    ``parity`` sample (inputs and the probabilities training computed for them), ONNX
+    Runtime here reproduces them within PARITY_TOLERANCE.
+    """
+    model.load()
+    if list(model.features) != list(feature_names):
+        raise ModelLoadError("model.json features differ from app.features.FEATURE_NAMES (model built by another feature version)")
+    probs = model.probabilities(model.reference.reshape(1, -1))
+    if probs.shape != (1, 2) or not np.isfinite(probs).all() or abs(float(probs.sum()) - 1.0) > 1e-3:
+        raise ModelLoadError(f"model.onnx gives {probs.tolist()} on the reference row: not probabilities")
+    parity = model.metadata.get("parity")
+    if parity is not None:
+        try:
+            x = np.asarray(parity["inputs"], dtype=np.float32)
+            expected = np.asarray(parity["probabilities"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            raise ModelLoadError("model.json 'parity' must hold 'inputs' [[...]] and 'probabilities' [...]") from None
+        got = model.probabilities(x)[:, 1].astype(np.float64)
+        if got.shape != expected.shape:
+            raise ModelLoadError(f"model.json parity sample has {expected.shape} probabilities for {got.shape} rows")
+        diff = float(np.max(np.abs(got - expected))) if len(got) else 0.0
+        if diff > PARITY_TOLERANCE:
+            raise ModelLoadError(f"ONNX parity check failed: max |diff| {diff:.3g} > {PARITY_TOLERANCE:g}")
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 hex of a key (what FRAUDSTACK_ADMIN_KEY_HASH holds)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """Outcome of a reload: what serves now and what happened."""
+
+    swapped: bool
+    version: str
+    previous: str
+    message: str
+
+
+class ModelManager:
+    """Resolves, verifies and swaps the service's model; one reload at a time."""
+
+    def __init__(self, service: Any, lifecycle: LifecycleSettings, store: ModelStore | None) -> None:
+        self.service, self.lifecycle, self.store = service, lifecycle, store
+        self.cache = Path(service.settings.data_dir) / "models"
+        self._lock = asyncio.Lock()
+        self.last_error: str | None = None
+
+    def _new_model(self, model_dir: Path) -> ScoringModel:
+        s = self.service.settings
+        return ScoringModel(model_dir, s.inference_threads, s.threshold_review, s.threshold_decline)
+
+    def resolve_version(self, requested: str | None = None) -> str | None:
+        """Requested version, else FRAUDSTACK_MODEL_VERSION, else the active pointer (None: no store)."""
+        if requested:
+            return _check_version(requested)
+        if self.lifecycle.model_version:
+            return self.lifecycle.model_version
+        if self.store is None:
+            return None
+        version = self.store.read_pointer("active")
+        if version is None:
+            raise StoreError("the model store has no 'active' pointer and FRAUDSTACK_MODEL_VERSION is unset")
+        return version
+
+    def fetch(self, version: str) -> Path:
+        """Download a version into the local cache (a fresh directory per download)."""
+        assert self.store is not None
+        self.cache.mkdir(parents=True, exist_ok=True)
+        dest = Path(tempfile.mkdtemp(prefix=f"{version}-", dir=self.cache))
+        return self.store.download(version, dest)
+
+    def prepare(self) -> None:
+        """Before start-up: point the service at the store's version (loaded by ``Service.start``)."""
+        version = self.resolve_version()
+        if version is None:
+            return
+        model_dir = self.fetch(version)
+        self.service.swap_model(self._new_model(model_dir))
+
+    def _load_candidate(self, requested: str | None) -> ScoringModel:
+        from app.features import FEATURE_NAMES
+
+        if self.store is None and not requested:
+            model_dir = Path(self.service.model.model_dir)  # re-read the configured directory
+        else:
+            if self.store is None:
+                raise StoreError("no model store configured (FRAUDSTACK_MODEL_STORE): cannot fetch a version")
+            version = self.resolve_version(requested)
+            assert version is not None
+            model_dir = self.fetch(version)
+        model = self._new_model(model_dir)
+        verify_model(model, FEATURE_NAMES)
+        if requested and model.version != requested:
+            raise ModelLoadError(f"models/{requested}/model.json names version {model.version!r}")
+        return model
+
+    async def reload(self, version: str | None = None) -> ReloadResult:
+        """Fetch and verify off the event loop, then swap; on any failure the old model keeps serving."""
+        async with self._lock:
+            previous = self.service.model.version
+            try:
+                model = await asyncio.to_thread(self._load_candidate, version)
+            except (ModelLoadError, StoreError) as exc:
+                self.last_error = str(exc)
+                RELOADS.labels("refused").inc()
+                log.error("model reload refused, %s keeps serving: %s", previous, exc)
+                return ReloadResult(False, previous, previous, f"refused: {exc}")
+            except Exception as exc:  # network errors from the store: still never take down the old model
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                RELOADS.labels("failed").inc()
+                log.error("model reload failed, %s keeps serving: %s", previous, self.last_error)
+                return ReloadResult(False, previous, previous, f"failed: {self.last_error}")
+            self.service.swap_model(model)
+            self.last_error = None
+            RELOADS.labels("swapped").inc()
+            log.info("model %s swapped in (was %s)", model.version, previous)
+            return ReloadResult(True, model.version, previous, "swapped")
+
+    async def start(self) -> None:
+        """Lifespan start: model from the store (if any), ``Service.start``, SIGHUP, shadow candidate.
+
+        A store that cannot be read at start-up leaves the service not ready with
+        that reason, rather than silently serving the configured directory.
+        """
+        startup_error = None
+        try:
+            await asyncio.to_thread(self.prepare)
+        except Exception as exc:  # StoreError, botocore errors: reported by /health/ready
+            startup_error = f"model store: {exc}"
+            log.error("cannot fetch the model from the store: %s", exc)
+        await self.service.start()
+        if startup_error is not None:
+            self.service.model_error = startup_error
+        self.install_signal(asyncio.get_running_loop())
+        if self.lifecycle.shadow_version:
+            await self.start_shadow(self.lifecycle.shadow_version)
+
+    async def start_shadow(self, version: str) -> bool:
+        """Shadow-score ``version`` ('candidate' = the candidate pointer); False when it cannot be loaded."""
+        from app.features import FEATURE_NAMES
+        from app.shadow import ShadowScorer
+
+        def load() -> ScoringModel:
+            if self.store is None:
+                raise StoreError("shadow scoring needs FRAUDSTACK_MODEL_STORE")
+            name = self.store.read_pointer("candidate") if version == "candidate" else version
+            if name is None:
+                raise StoreError("the model store has no 'candidate' pointer")
+            model = self._new_model(self.fetch(name))
+            verify_model(model, FEATURE_NAMES)
+            return model
+
+        try:
+            candidate = await asyncio.to_thread(load)
+        except Exception as exc:
+            log.error("shadow candidate %s not loaded: %s", version, exc)
+            return False
+        if self.service.shadow is not None:
+            await self.service.shadow.stop()
+        self.service.shadow = ShadowScorer(candidate, self.lifecycle.shadow_queue_size)
+        self.service.shadow.start()
+        return True
+
+    async def stop(self) -> None:
+        """Lifespan stop: drain the shadow scorer, then ``Service.stop``."""
+        if self.service.shadow is not None:
+            await self.service.shadow.stop()
+        await self.service.stop()
+
+    def install_signal(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """SIGHUP -> reload of the configured/active version. False where signals are unavailable."""
+        def _on_hup() -> None:
+            loop.create_task(self.reload())
+        try:
+            loop.add_signal_handler(signal.SIGHUP, _on_hup)
+        except (NotImplementedError, RuntimeError, ValueError):
+            return False
+        return True
+
+
+def check_admin_key(expected_hash: str | None, presented: str | None) -> None:
+    """Raise unless ``presented`` hashes to the admin key (constant-time comparison)."""
+    from app.errors import AppError, Unauthorized
+
+    if not expected_hash:
+        err = AppError("admin API disabled: FRAUDSTACK_ADMIN_KEY_HASH is not set", field="X-Admin-Key")
+        err.status, err.code = 403, "forbidden"
+        raise err
+    if not presented or not hmac.compare_digest(hash_key(presented), expected_hash):
+        raise Unauthorized("missing or wrong admin key", field="X-Admin-Key")
+
+
+def install(app: Any, service: Any, lifecycle: LifecycleSettings | None = None, store: ModelStore | None = None) -> ModelManager:
+    """Add the admin routes to the app and return the manager (call ``start`` from the lifespan)."""
+    from app.errors import InvalidRequest
+
+    lifecycle = lifecycle or LifecycleSettings()
+    if store is None and lifecycle.model_store:
+        store = open_store(lifecycle.model_store, lifecycle.aws_region)
+    manager = ModelManager(service, lifecycle, store)
+
+    @app.post("/admin/model/reload", tags=["operations"], summary="Verify and swap in a model version (admin key)")
+    async def reload_model(request: Request) -> JSONResponse:
+        check_admin_key(lifecycle.admin_key_hash, request.headers.get("x-admin-key"))
+        body = await request.body()
+        version = None
+        if body.strip():
+            try:
+                data = json.loads(body)
+            except ValueError:
+                raise InvalidRequest("body must be JSON: {\"version\": \"...\"} or empty", field="body") from None
+            version = data.get("version") if isinstance(data, dict) else None
+            if version is not None and (not isinstance(version, str) or not VERSION_RE.match(version)):
+                raise InvalidRequest("version: must be a version name ([A-Za-z0-9_.-])", field="version")
+        result = await manager.reload(version)
+        return JSONResponse({"swapped": result.swapped, "version": result.version, "previous": result.previous,
+                             "message": result.message}, status_code=200 if result.swapped else 409)
+
+    app.state.model_manager = manager
+    return manager
+
+
+__all__ = ["LifecycleSettings", "LocalModelStore", "ModelManager", "S3ModelStore", "StoreError", "check_admin_key",
+           "hash_key", "install", "open_store", "verify_model"]

@@ -1,0 +1,61 @@
+"""Model stores: S3 (moto) and local; pointers, downloads, errors naming what is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from app.lifecycle import LocalModelStore, S3ModelStore, StoreError, open_store
+from app.model import file_sha256
+
+BUCKET = "fraudstack-staging-models-test"
+
+
+@pytest.fixture()
+def s3() -> object:
+    with mock_aws():
+        client = boto3.client("s3", region_name="eu-west-1")
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        yield client
+
+
+def test_s3_store_round_trip(s3: object, model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    store = open_store(f"s3://{BUCKET}/fraud", client=s3)
+    assert isinstance(store, S3ModelStore) and (store.bucket, store.prefix) == (BUCKET, "fraud")
+    assert store.read_pointer("active") is None
+    store.upload("v1", model_dirs["v1"])
+    sha = file_sha256(model_dirs["v1"] / "model.onnx")
+    store.write_pointer("active", "v1", sha)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])  # type: ignore[attr-defined]
+    assert keys == ["fraud/models/v1/model.json", "fraud/models/v1/model.onnx", "fraud/pointers/active"]
+    pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="fraud/pointers/active")["Body"].read())  # type: ignore[attr-defined]
+    assert pointer == {"version": "v1", "sha256": sha}
+    assert store.read_pointer("active") == "v1"
+    got = store.download("v1", tmp_path / "dl")
+    assert file_sha256(got / "model.onnx") == sha
+    assert (got / "model.json").read_bytes() == (model_dirs["v1"] / "model.json").read_bytes()
+
+
+def test_s3_store_errors_name_the_object(s3: object, tmp_path: Path) -> None:
+    store = open_store(f"s3://{BUCKET}", client=s3)
+    with pytest.raises(StoreError, match=rf"s3://{BUCKET}/models/v9/model.onnx: NoSuchKey"):
+        store.download("v9", tmp_path / "dl")
+    s3.put_object(Bucket=BUCKET, Key="pointers/active", Body=b"not json")  # type: ignore[attr-defined]
+    with pytest.raises(StoreError, match=rf"s3://{BUCKET}/pointers/active: not a pointer document"):
+        store.read_pointer("active")
+    with pytest.raises(StoreError, match="pointer 'live' is not one of"):
+        store.read_pointer("live")
+    with pytest.raises(StoreError, match="model version '../x' is not a valid name"):
+        store.upload("../x", tmp_path)
+
+
+def test_local_store_and_uri_errors(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "st"))
+    assert isinstance(store, LocalModelStore)
+    assert store.read_pointer("candidate") is None
+    with pytest.raises(StoreError, match="names no bucket"):
+        open_store("s3:///prefix")
