@@ -3,13 +3,14 @@
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import Alarms, AlarmsArgs, Thresholds, member_cluster_ids
+from components.alarms import Alarms, AlarmsArgs, ModelThresholds, Thresholds, member_cluster_ids
 from components.cache import Cache, CacheArgs
 from components.cluster import AddonVersionsSpec, Cluster, ClusterArgs, NodeGroupSpec
 from components.config import NatStrategy, load_stack_config
 from components.database import Database, DatabaseArgs
 from components.endpoints import SERVICES, Endpoints, EndpointsArgs
 from components.keys import PLATFORM_PURPOSES, Keys, KeysArgs
+from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.secrets import Secrets, SecretsArgs
@@ -187,7 +188,28 @@ registry = Registry(
     ),
 )
 
+# Roles that read models: the scoring service's role (appended where the service's role is
+# created) plus fraudstack:modelStore.readerRoleArns; writers only from config.
+model_readers: list[pulumi.Input[str]] = [*cfg.model_store.reader_role_arns]
+
+model_store = ModelStore(
+    "model-store",
+    ModelStoreArgs(
+        name_prefix=name_prefix,
+        account_id=account_id,
+        kms_key_arn=keys.key_arns["models"],
+        reader_role_arns=model_readers,
+        writer_role_arns=list(cfg.model_store.writer_role_arns),
+        noncurrent_version_days=cfg.model_store.noncurrent_version_days,
+        keep_noncurrent_versions=cfg.model_store.keep_noncurrent_versions,
+        access_log_days=cfg.model_store.access_log_days,
+        force_destroy=cfg.model_store.force_destroy,
+        tags=tags,
+    ),
+)
+
 limits = cfg.alarms
+monitoring = cfg.model_monitoring
 alarms = Alarms(
     "alarms",
     AlarmsArgs(
@@ -221,6 +243,15 @@ alarms = Alarms(
         email=limits.email,
         period_seconds=limits.period_seconds,
         evaluation_periods=limits.evaluation_periods,
+        model=ModelThresholds(
+            score_psi=monitoring.score_psi,
+            feature_psi=monitoring.feature_psi,
+            decline_precision=monitoring.decline_precision,
+            decline_recall=monitoring.decline_recall,
+            review_precision=monitoring.review_precision,
+            review_recall=monitoring.review_recall,
+            evaluation_hours=monitoring.evaluation_hours,
+        ) if monitoring.enabled else None,
         tags=tags,
     ),
 )
@@ -263,3 +294,8 @@ pulumi.export("repositoryUrl", registry.repository_url)
 pulumi.export("alarmTopicArn", alarms.topic_arn)
 pulumi.export("alarmNames", [a.name for a in alarms.alarms.values()])
 pulumi.export("dashboardName", alarms.dashboard.dashboard_name)
+pulumi.export("modelStoreBucket", model_store.bucket_name)
+pulumi.export("modelStoreBucketArn", model_store.bucket_arn)
+pulumi.export("modelStoreLogBucket", model_store.log_bucket_name)
+pulumi.export("modelStoreUri", model_store.bucket_name.apply(lambda b: f"s3://{b}"))
+pulumi.export("modelStoreReaderPolicy", model_store.reader_policy_json)
