@@ -61,6 +61,11 @@ class LifecycleSettings(BaseSettings):
     shadow_version: str | None = Field(None, pattern=VERSION_RE.pattern, description="Candidate version scored in shadow; 'candidate' follows the store's candidate pointer. Unset: no shadow.")
     shadow_queue_size: int = Field(10_000, ge=1, le=1_000_000, description="Shadow rows waiting for the candidate; more are dropped (and counted), never waited for.")
     aws_region: str | None = Field(None, description="Region of the S3 model store.")
+    drift_window: int = Field(5000, ge=100, le=10_000_000, description="Scores per drift window: PSI and decision rates are published each time this many have been served.")
+    service_name: str = Field("scoring-api", description="Service dimension of the CloudWatch EMF metrics (= fraudstack:alarms.service.deployment).")
+    emit_emf: bool = Field(True, description="Log drift and quality metrics as CloudWatch embedded metric format lines.")
+    quality_interval_seconds: float = Field(300, ge=0, description="How often precision/recall are recomputed from the PostgreSQL audit trail; 0 disables.")
+    quality_days: int = Field(30, ge=1, le=365, description="Decisions of the last N days count for precision/recall.")
 
 
 class StoreError(RuntimeError):
@@ -253,6 +258,30 @@ class ModelManager:
         self.cache = Path(service.settings.data_dir) / "models"
         self._lock = asyncio.Lock()
         self.last_error: str | None = None
+        self.shadow: Any = None  # app.shadow.ShadowScorer
+        self.drift: Any = None  # app.drift.DriftMonitor of the active model
+        self.quality: Any = None  # app.drift.QualityMonitor
+
+    @property
+    def dimensions(self) -> dict[str, str] | None:
+        """EMF dimensions (Environment, Service), or None when EMF is off."""
+        if not self.lifecycle.emit_emf:
+            return None
+        env = self.service.settings.environment
+        return {"Environment": getattr(env, "value", str(env)), "Service": self.lifecycle.service_name}
+
+    def _set_observers(self) -> None:
+        self.service.observers = [o for o in (self.drift, self.shadow) if o is not None]
+
+    def _monitor(self, model: ScoringModel) -> None:
+        """A fresh drift monitor for the model now serving (PSI is per model)."""
+        from app.drift import DriftMonitor
+
+        if self.drift is not None and self.drift.n:
+            self.drift.flush()
+        self.drift = DriftMonitor.for_model(model, window=self.lifecycle.drift_window, dimensions=self.dimensions) \
+            if model.session is not None else None
+        self._set_observers()
 
     def _new_model(self, model_dir: Path) -> ScoringModel:
         s = self.service.settings
@@ -320,6 +349,7 @@ class ModelManager:
                 log.error("model reload failed, %s keeps serving: %s", previous, self.last_error)
                 return ReloadResult(False, previous, previous, f"failed: {self.last_error}")
             self.service.swap_model(model)
+            self._monitor(model)
             self.last_error = None
             RELOADS.labels("swapped").inc()
             log.info("model %s swapped in (was %s)", model.version, previous)
@@ -340,9 +370,17 @@ class ModelManager:
         await self.service.start()
         if startup_error is not None:
             self.service.model_error = startup_error
+        self._monitor(self.service.model)
         self.install_signal(asyncio.get_running_loop())
         if self.lifecycle.shadow_version:
             await self.start_shadow(self.lifecycle.shadow_version)
+        s = self.service.settings
+        if s.database_url and self.lifecycle.quality_interval_seconds > 0:
+            from app.drift import QualityMonitor
+
+            self.quality = QualityMonitor(s.database_url, s.database_schema, self.lifecycle.quality_days,
+                                          self.lifecycle.quality_interval_seconds, self.dimensions or {})
+            self.quality.start()
 
     async def start_shadow(self, version: str) -> bool:
         """Shadow-score ``version`` ('candidate' = the candidate pointer); False when it cannot be loaded."""
@@ -364,16 +402,20 @@ class ModelManager:
         except Exception as exc:
             log.error("shadow candidate %s not loaded: %s", version, exc)
             return False
-        if self.service.shadow is not None:
-            await self.service.shadow.stop()
-        self.service.shadow = ShadowScorer(candidate, self.lifecycle.shadow_queue_size)
-        self.service.shadow.start()
+        if self.shadow is not None:
+            await self.shadow.stop()
+        self.shadow = ShadowScorer(candidate, self.lifecycle.shadow_queue_size)
+        self.shadow.start()
+        self._set_observers()
         return True
 
     async def stop(self) -> None:
         """Lifespan stop: drain the shadow scorer, then ``Service.stop``."""
-        if self.service.shadow is not None:
-            await self.service.shadow.stop()
+        self.service.observers = []
+        if self.quality is not None:
+            await self.quality.stop()
+        if self.shadow is not None:
+            await self.shadow.stop()
         await self.service.stop()
 
     def install_signal(self, loop: asyncio.AbstractEventLoop) -> bool:

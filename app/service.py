@@ -84,7 +84,9 @@ class Service:
         self._slow_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bedrock")
         self._names: list[str] = []
         self._batcher = InferenceBatcher(self.model, self._pool, settings.reasons_top_k)
-        self.shadow: Any = None  # app.shadow.ShadowScorer when a candidate is shadowed
+        # Off-path consumers of every score (app.lifecycle: drift monitor, shadow scorer);
+        # each offer() is a bounded, non-blocking append.
+        self.observers: list[Any] = []
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -225,8 +227,8 @@ class Service:
         decision = model.thresholds.decide(score)
         metrics.DECISIONS.labels(decision).inc()
         metrics.SCORES.observe(score)
-        if self.shadow is not None:
-            self.shadow.offer(x, score, decision, model.version)
+        for observer in self.observers:
+            observer.offer(x, score, decision, model.version)
         row = x.tolist()
         result = self._result(txn, row, score, int(risk_score(score)), decision, reasons, degraded,
                               {"velocity": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3)}, model)
@@ -298,8 +300,8 @@ class Service:
                 metrics.DECISIONS.labels(outcome).inc(n)
         for sc in score_list:
             metrics.SCORES.observe(sc)
-        if self.shadow is not None:
-            self.shadow.offer_many(x, scores, decisions, model.version)
+        for observer in self.observers:
+            observer.offer_many(x, scores, decisions, model.version)
         total = (time.perf_counter() - t0) * 1000
         return {"results": results, "model_version": model.version,
                 "timing_ms": {"features": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3),

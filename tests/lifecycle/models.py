@@ -43,6 +43,11 @@ def build_model(out_dir: Path, version: str, bias: float = 0.0, features: list[s
         "sha256": hashlib.sha256(data).hexdigest(),
         "reference": {"medians": {name: float(np.median(x[:, i])) for i, name in enumerate(names)}},
     }
+    from app.training.export import histogram_reference
+
+    p = clf.predict_proba(x)[:, 1]
+    meta["drift_reference"] = {"score": histogram_reference(p),
+                               "features": {"log_amount": histogram_reference(x[:, idx["log_amount"]])}}
     if parity:
         sample = x[:16]
         meta["parity"] = {"inputs": sample.tolist(), "probabilities": clf.predict_proba(sample)[:, 1].tolist()}

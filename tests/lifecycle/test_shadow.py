@@ -34,7 +34,7 @@ def test_candidate_shadows_traffic_without_changing_decisions(make_app: Any, tmp
                                            for i in range(40)))
         batch = await client.post("/v1/score/batch", json={"transactions": [txn(100 + i) for i in range(10)]},
                                   headers={"X-API-Key": CLIENT_KEY})
-        await app.state.service.shadow.drain()
+        await app.state.model_manager.shadow.drain()
         return responses, batch, (await client.get("/metrics")).text
 
     responses, batch, text = asyncio.run(_with_client(app, body))
