@@ -216,8 +216,8 @@ WITH d AS (
 ), f AS (
     SELECT DISTINCT ON (transaction_id) transaction_id, outcome
     FROM {schema}.feedback
-    WHERE reported_at < %(until)s
-    ORDER BY transaction_id, reported_at DESC, id DESC
+    WHERE reported_at < %(until)s AND received_at < %(until)s
+    ORDER BY transaction_id, reported_at DESC, received_at DESC, id DESC
 )
 SELECT d.decision, f.outcome IN ('fraud', 'chargeback') AS is_fraud, count(*)
 FROM d JOIN f USING (transaction_id)
