@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis for velocity features, rate limits and nonces (e.g. redis://host:6379/0, rediss:// for TLS). Unset: in-process store.")
     redis_key_prefix: str = Field("fraudstack:", description="Prefix of every Redis key the service writes.")
     redis_timeout_ms: int = Field(25, ge=1, le=5000, description="Per-call Redis timeout; slower calls score in degraded mode.")
+    velocity_result_ttl_seconds: float = Field(900.0, ge=1, le=604800, description="How long a retried transaction_id gets the same velocity answer without being counted again.")
     redis_retry_seconds: float = Field(0.25, ge=0, le=60, description="Once Redis is considered down (connection lost, or 3 failures in a row), how long to score degraded before trying it again.")
     database_url: str | None = Field(None, description="PostgreSQL for the audit trail (postgresql://...). Unset: SQLite file in FRAUDSTACK_DATA_DIR.")
     database_schema: str = Field("fraudstack", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL schema holding the audit tables (created by the migrations).")
