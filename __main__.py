@@ -13,7 +13,9 @@ from components.keys import PLATFORM_PURPOSES, Keys, KeysArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
+from components.scoring_app import Resources, ScoringApp, ScoringAppArgs
 from components.secrets import Secrets, SecretsArgs
+from components.subnets import plan_subnets
 from components.tags import required_tags
 
 cfg = load_stack_config()
@@ -96,7 +98,10 @@ cluster = Cluster(
 # Security groups admitted to the database and the cache (the cluster's nodes), and roles
 # allowed to read the service's secrets (the scoring service's role once it exists).
 data_clients: dict[str, pulumi.Input[str]] = {"cluster-nodes": cluster.node_security_group.id}
-secret_readers: list[pulumi.Input[str]] = [*cfg.secrets.reader_role_arns]
+# The service's IRSA role is created with the app further down, after the data tier it
+# needs; its ARN reaches the secrets' policies through a deferred output.
+service_role_arn, resolve_service_role_arn = pulumi.deferred_output()
+secret_readers: list[pulumi.Input[str]] = [*cfg.secrets.reader_role_arns, service_role_arn]
 
 secrets = Secrets(
     "secrets",
@@ -188,17 +193,80 @@ registry = Registry(
     ),
 )
 
-# Roles that read models: the scoring service's role (appended where the service's role is
-# created) plus fraudstack:modelStore.readerRoleArns; writers only from config.
-model_readers: list[pulumi.Input[str]] = [*cfg.model_store.reader_role_arns]
-
+subnet_plan = plan_subnets(
+    cfg.network.vpc_cidr,
+    cfg.network.az_count,
+    cfg.network.private_subnet_prefix,
+    cfg.network.public_subnet_prefix,
+    cfg.network.isolated_subnet_prefix,
+)
+app_cfg = cfg.app
+app = ScoringApp(
+    "app",
+    ScoringAppArgs(
+        name_prefix=name_prefix,
+        environment=cfg.environment,
+        region=cfg.region,
+        account_id=account_id,
+        cluster_name=cluster.cluster_name,
+        kubeconfig=cluster.kubeconfig,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+        vpc_id=network.vpc_id,
+        vpc_cidr=cfg.network.vpc_cidr,
+        public_subnet_cidrs=subnet_plan.public,
+        private_subnet_cidrs=subnet_plan.private,
+        isolated_subnet_cidrs=subnet_plan.isolated,
+        public_subnet_ids=network.public_subnet_ids,
+        private_subnet_ids=network.private_subnet_ids,
+        repository_url=registry.repository_url,
+        image=app_cfg.image,
+        database_address=database.address,
+        database_port=database.port,
+        database_name=database.database_name,
+        database_username=DatabaseArgs.master_username,  # the dataclass default: the program never overrides it
+        database_secret_arn=database.master_user_secret_arn,
+        cache_address=cache.primary_endpoint,
+        cache_port=cache.port,
+        secret_arns=secrets.secret_arns,
+        secrets_key_arn=keys.key_arns["secrets"],
+        logs_key_arn=keys.key_arns["logs"],
+        bedrock_model_ids=cfg.bedrock.model_ids,
+        certificate_arn=app_cfg.certificate_arn,
+        namespace=app_cfg.namespace,
+        name=app_cfg.name,
+        workers=app_cfg.workers,
+        log_level=app_cfg.log_level,
+        gpu=app_cfg.gpu,
+        signed_requests=app_cfg.signed_requests,
+        metrics_scrapers=app_cfg.metrics_scrapers,
+        wait_for=[cluster.cpu_nodes, cluster.gpu_nodes],
+        resources=Resources(app_cfg.resources.cpu, app_cfg.resources.memory, app_cfg.resources.ephemeral_storage),
+        min_replicas=app_cfg.min_replicas,
+        max_replicas=app_cfg.max_replicas,
+        cpu_target_percent=app_cfg.cpu_target_percent,
+        requests_per_second_target=app_cfg.requests_per_second_target,
+        internet_facing=app_cfg.scheme.value == "internet-facing",
+        hostname=app_cfg.hostname,
+        ssl_policy=app_cfg.ssl_policy,
+        waf_rate_limit=app_cfg.waf_rate_limit,
+        access_log_retention_days=app_cfg.access_log_retention_days,
+        log_retention_days=cfg.cluster.log_retention_days,
+        lb_controller_version=app_cfg.lb_controller_version,
+        tags=tags,
+    ),
+)
+resolve_service_role_arn(app.service_account_role_arn)
+# Models are read by the scoring service's role (which also gets the reader IAM policy) and
+# fraudstack:modelStore.readerRoleArns; written only by modelStore.writerRoleArns.
 model_store = ModelStore(
     "model-store",
     ModelStoreArgs(
         name_prefix=name_prefix,
         account_id=account_id,
         kms_key_arn=keys.key_arns["models"],
-        reader_role_arns=model_readers,
+        reader_role_arns=list(cfg.model_store.reader_role_arns),
+        service_role_arn=app.service_account_role_arn,
         writer_role_arns=list(cfg.model_store.writer_role_arns),
         noncurrent_version_days=cfg.model_store.noncurrent_version_days,
         keep_noncurrent_versions=cfg.model_store.keep_noncurrent_versions,
@@ -299,3 +367,9 @@ pulumi.export("modelStoreBucketArn", model_store.bucket_arn)
 pulumi.export("modelStoreLogBucket", model_store.log_bucket_name)
 pulumi.export("modelStoreUri", model_store.bucket_name.apply(lambda b: f"s3://{b}"))
 pulumi.export("modelStoreReaderPolicy", model_store.reader_policy_json)
+pulumi.export("appNamespace", app_cfg.namespace)
+pulumi.export("appImage", app.image)
+pulumi.export("appServiceAccountRoleArn", app.service_account_role_arn)
+pulumi.export("albAccessLogBucket", app.access_logs.bucket)
+pulumi.export("albHostname", app.load_balancer_hostname)
+pulumi.export("wafWebAclArn", app.waf_acl.arn if app.waf_acl is not None else None)

@@ -49,6 +49,14 @@ def notices(settings: Settings, demo: bool, workers: int) -> list[str]:
 
 def serve(args: argparse.Namespace) -> int:
     """Run uvicorn (uvloop + httptools) with the app factory."""
+    from app.credentials import CredentialsError, apply as apply_credentials
+
+    try:
+        # In AWS: database password, Redis token and HMAC key from Secrets Manager (by ARN).
+        apply_credentials()
+    except CredentialsError as exc:
+        print(f"fraudstack: {exc}", file=sys.stderr)
+        return 2
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -67,6 +67,32 @@ def _reference_values(meta: dict[str, Any], features: list[str]) -> np.ndarray:
     raise ModelLoadError("model.json: no per-feature reference values ('reference': {'medians': {...}})")
 
 
+#: Preferred first: CUDA when this onnxruntime build has it (the GPU image installs
+#: onnxruntime-gpu), the CPU provider always as the fallback.
+PROVIDER_PREFERENCE = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def execution_providers(available: list[str] | None = None) -> list[str]:
+    """The providers to ask for, best first, among those this onnxruntime build offers."""
+    available = ort.get_available_providers() if available is None else available
+    return [p for p in PROVIDER_PREFERENCE if p in available] or ["CPUExecutionProvider"]
+
+
+def create_session(path: str, opts: ort.SessionOptions) -> ort.InferenceSession:
+    """An inference session on the GPU when one is usable, else on the CPU.
+
+    A CUDA build on a node without a GPU (or without the driver) fails to create the CUDA
+    provider; the model then loads on the CPU instead of failing the pod.
+    """
+    providers = execution_providers()
+    if providers[0] != "CPUExecutionProvider":
+        try:
+            return ort.InferenceSession(path, sess_options=opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            log.warning("CUDA execution provider unavailable (%s); scoring on the CPU", str(exc)[:200])
+    return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 class ScoringModel:
     """One ONNX model directory (model.onnx + model.json)."""
 
@@ -82,6 +108,7 @@ class ScoringModel:
         self.reference = np.zeros(0, dtype=np.float32)
         self.metadata: dict[str, Any] = {}
         self._input = ""
+        self.provider = "none"
 
     @property
     def n_features(self) -> int:
@@ -115,7 +142,7 @@ class ScoringModel:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+            session = create_session(str(onnx_path), opts)
         except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt files
             raise ModelLoadError(f"{onnx_path} cannot be loaded by ONNX Runtime: {str(exc)[:200]}") from None
         inputs = session.get_inputs()
@@ -133,7 +160,8 @@ class ScoringModel:
         self.thresholds = Thresholds(review, decline)
         # Warm-up: the first run allocates arenas; pay that before traffic arrives.
         self.probabilities(np.tile(self.reference, (4, 1)))
-        log.info("model %s loaded from %s (%d features, sha256 %s...)", self.version, self.model_dir, len(features), actual[:12])
+        self.provider = session.get_providers()[0]
+        log.info("model %s loaded from %s (%d features, sha256 %s..., %s)", self.version, self.model_dir, len(features), actual[:12], self.provider)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Raw ``[N, 2]`` class probabilities for a float32 ``[N, F]`` matrix (call from a worker thread)."""

@@ -35,6 +35,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from components.app_config import AppConfig, app_problems
 from components.cluster_config import (
     AlarmsConfig,
     BedrockConfig,
@@ -370,6 +371,7 @@ class StackConfig(ConfigModel):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="RDS PostgreSQL audit database.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="ElastiCache Redis velocity store.")
     secrets: SecretsConfig = Field(default_factory=SecretsConfig, description="Generated service secrets.")
+    app: AppConfig = Field(default_factory=AppConfig, description="The scoring service on the cluster and its load balancer.")
     model_store: ModelStoreConfig = Field(default_factory=ModelStoreConfig, description="S3 model store.")
     model_monitoring: ModelMonitoringConfig = Field(default_factory=ModelMonitoringConfig, description="Model drift and quality alarms.")
 
@@ -464,6 +466,13 @@ def _autoscaler(cfg: StackConfig) -> Iterable[tuple[str, str]]:
     from components.autoscaling import autoscaler_problems
 
     yield from autoscaler_problems(cfg.cluster.kubernetes_version, cfg.cluster.autoscaler)
+
+
+@invariant
+def _app(cfg: StackConfig) -> Iterable[tuple[str, str]]:
+    yield from app_problems(
+        cfg.is_production, cfg.app, cfg.alarms.service.namespace, cfg.alarms.service.deployment, cfg.cluster.gpu_nodes.max_size
+    )
 
 
 @invariant

@@ -103,6 +103,9 @@ class ModelStoreArgs:
     tags: Mapping[str, str]
     #: Allow ``pulumi destroy`` to empty the bucket (never in production).
     force_destroy: bool = False
+    #: The scoring service's role: a reader that also gets the reader IAM policy (objects + kms:Decrypt)
+    #: attached here, since a key policy delegating to IAM needs an IAM grant too.
+    service_role_arn: pulumi.Input[str] | None = None
 
 
 class ModelStore(pulumi.ComponentResource):
@@ -119,6 +122,7 @@ class ModelStore(pulumi.ComponentResource):
             raise ValueError("noncurrent_version_days, keep_noncurrent_versions and access_log_days must be >= 1")
         child = pulumi.ResourceOptions(parent=self)
         account = pulumi.Output.from_input(args.account_id)
+        readers = [*args.reader_role_arns, *([args.service_role_arn] if args.service_role_arn is not None else [])]
 
         logs = self._bucket(f"{name}-logs", account.apply(lambda a: f"{args.name_prefix}-models-logs-{a}"),
                             f"{args.name_prefix}-models-logs", args, child)
@@ -158,7 +162,7 @@ class ModelStore(pulumi.ComponentResource):
             opts=child)
         aws.s3.BucketPolicy(
             f"{name}-models-policy", bucket=bucket.id,
-            policy=pulumi.Output.all(bucket.arn, pulumi.Output.all(*args.reader_role_arns),
+            policy=pulumi.Output.all(bucket.arn, pulumi.Output.all(*readers),
                                      pulumi.Output.all(*args.writer_role_arns)).apply(
                 lambda v: json.dumps(bucket_policy(v[0], v[1], v[2]), sort_keys=True)),
             opts=child)
@@ -166,6 +170,11 @@ class ModelStore(pulumi.ComponentResource):
         self.bucket_name, self.bucket_arn, self.log_bucket_name = bucket.bucket, bucket.arn, logs.bucket
         self.reader_policy_json = pulumi.Output.all(bucket.arn, args.kms_key_arn).apply(
             lambda v: json.dumps(reader_policy(v[0], v[1]), sort_keys=True))
+        if args.service_role_arn is not None:
+            aws.iam.RolePolicy(
+                f"{name}-service-read", name="model-store-read",
+                role=pulumi.Output.from_input(args.service_role_arn).apply(lambda arn: arn.rsplit("/", 1)[-1]),
+                policy=self.reader_policy_json, opts=child)
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn,
                                "log_bucket_name": self.log_bucket_name})
 

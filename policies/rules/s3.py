@@ -62,15 +62,30 @@ def _attached(stack, bucket, *types: str, path: str = "bucket") -> list:
     return [c for c in candidates if parent and _parent(c) == parent]
 
 
+#: Services that deliver logs to a bucket and accept only SSE-S3 there (S3 server access
+#: logs; ALB/CLB access logs, which also arrive from the region's ELB account).
+_SSE_S3_ONLY_DELIVERY = {"logging.s3.amazonaws.com", "logdelivery.elasticloadbalancing.amazonaws.com"}
+
+
+def _is_log_delivery(stack, bucket) -> bool:
+    for doc in _policies(stack, bucket):
+        for st in statements(doc):
+            p = st.get("Principal")
+            services = set(as_list(p.get("Service"))) if hasattr(p, "get") else set()
+            if st.get("Effect") == "Allow" and services & _SSE_S3_ONLY_DELIVERY:
+                return True
+    return False
+
+
 def _log_targets(stack) -> list:
-    """Buckets that receive server access logs (S3 cannot deliver logs to an SSE-KMS bucket)."""
+    """Buckets that receive S3 server access logs or load-balancer access logs: those services
+    deliver only to SSE-S3 buckets, and logging or notifying on a log bucket only adds noise."""
     out = []
     for bucket in stack.of_type(BUCKET):
         names = _names(bucket)
-        for lg in stack.of_type(LOGGING, LOGGING_V2):
-            if names & refs(lg, "targetBucket"):
-                out.append(bucket)
-                break
+        if any(names & refs(lg, "targetBucket") for lg in stack.of_type(LOGGING, LOGGING_V2)) \
+                or _is_log_delivery(stack, bucket):
+            out.append(bucket)
     return out
 
 
@@ -172,7 +187,10 @@ def _lifecycle(stack, cfg) -> Iterable:
 
 
 def _events(stack, cfg) -> Iterable:
+    targets = {id(b) for b in _log_targets(stack)}
     for bucket in stack.of_type(BUCKET):
+        if id(bucket) in targets:
+            continue  # log delivery writes constantly: events there are noise
         notes = _attached(stack, bucket, NOTIFICATION)
         if not any(truthy(safe(n.props, "eventbridge")) or safe(n.props, "topics") or safe(n.props, "queues")
                    or safe(n.props, "lambdaFunctions") for n in notes):
@@ -212,8 +230,8 @@ RULES = [
          remediation="aws.s3.BucketServerSideEncryptionConfiguration with apply_server_side_encryption_by_default.",
          check=_encrypted),
     Rule(id="s3-cmk", name="S3 uses the CMK",
-         description="Buckets encrypt with a customer-managed KMS key (access-log target buckets, which S3 can only "
-                     "deliver to with SSE-S3, excepted).", severity="medium", enforcement="mandatory",
+         description="Buckets encrypt with a customer-managed KMS key (except log-delivery buckets: S3 server access "
+                     "logs and load-balancer access logs are delivered only to SSE-S3 buckets).", severity="medium", enforcement="mandatory",
          resource_types=(BUCKET, SSE), stack=True, references=("A110",),
          remediation="sse_algorithm='aws:kms', kms_master_key_id=<models key ARN>, bucket_key_enabled=True.", check=_cmk),
     Rule(id="s3-public-access-block", name="S3 public access blocked",
@@ -227,7 +245,7 @@ RULES = [
          remediation="aws.s3.BucketPolicy with a Deny statement: Principal *, Action s3:*, Condition Bool "
                      "aws:SecureTransport false.", check=_tls_only),
     Rule(id="s3-access-logging", name="S3 access logging",
-         description="Every bucket except the access-log target logs its requests.", severity="medium",
+         description="Every bucket except log-delivery buckets (S3 or load-balancer access logs) logs its requests.", severity="medium",
          enforcement="mandatory", resource_types=(BUCKET, LOGGING), stack=True, references=("A113",),
          remediation="aws.s3.BucketLogging(bucket=..., target_bucket=<log bucket>).", check=_access_logging),
     Rule(id="s3-lifecycle", name="S3 lifecycle",
@@ -235,7 +253,7 @@ RULES = [
          enforcement="mandatory", resource_types=(BUCKET, LIFECYCLE), stack=True, references=("A114",),
          remediation="aws.s3.BucketLifecycleConfiguration with noncurrent_version_expiration.", check=_lifecycle),
     Rule(id="s3-event-notifications", name="S3 event notifications",
-         description="Every bucket sends object events somewhere (EventBridge, SNS, SQS or Lambda).", severity="low",
+         description="Every bucket except log-delivery buckets sends object events somewhere (EventBridge, SNS, SQS or Lambda).", severity="low",
          enforcement="mandatory", resource_types=(BUCKET, NOTIFICATION), stack=True, references=("A115",),
          remediation="aws.s3.BucketNotification(bucket=..., eventbridge=True).", check=_events),
     Rule(id="s3-acls-disabled", name="S3 ACLs disabled",

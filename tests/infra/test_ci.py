@@ -23,7 +23,8 @@ def _make_test(tmp_path: Path, pytest_exit: int) -> subprocess.CompletedProcess:
     marker.touch()
     later = (PROJECT_DIR / "requirements.txt").stat().st_mtime + 10
     os.utime(marker, (later, later))
-    return subprocess.run(["make", "-s", "test", f"VENV={venv}", f"PY={fake}"], cwd=PROJECT_DIR,
+    # CHECKOV_VENV points at the same fresh marker: make must not build checkov here.
+    return subprocess.run(["make", "-s", "test", f"VENV={venv}", f"CHECKOV_VENV={venv}", f"PY={fake}"], cwd=PROJECT_DIR,
                           capture_output=True, text=True, timeout=30)
 
 

@@ -232,7 +232,7 @@ def test_data_security_groups_have_no_inline_rules_and_no_open_cidr(plan):
             assert rule["inputs"].get("cidrIpv4") != "0.0.0.0/0" and rule["inputs"].get("cidrIpv6") != "::/0", rule["name"]
 
 
-def test_secrets_are_generated_encrypted_and_unreadable_without_a_reader(plan):
+def test_secrets_are_generated_encrypted_and_readable_only_by_the_service(plan):
     exp, stack, out = EXPECTED[plan["stack"]], plan["stack"], plan["outputs"]
     secrets = {r["inputs"]["name"]: r["inputs"] for r in _of(plan, "aws:secretsmanager/secret:Secret", "secrets")}
     names = {f"fraudstack-{stack}/{s}" for s in ("api-keys", "hmac-signing-key", "redis-auth-token")}
@@ -241,12 +241,19 @@ def test_secrets_are_generated_encrypted_and_unreadable_without_a_reader(plan):
         assert (inputs["kmsKeyId"], inputs["recoveryWindowInDays"]) == (out["kmsKeyArns"]["secrets"], exp["recovery_window"])
     versions = _of(plan, "aws:secretsmanager/secretVersion:SecretVersion", "secrets")
     assert len(versions) == 3 and all(v["inputs"]["secretString"] == SECRET_MARKER for v in versions)
+    # The scoring service's IRSA role (components/scoring_app.py) is the only reader.
+    service_role = out["appServiceAccountRoleArn"]
+    assert service_role.startswith("arn:aws:iam::123456789012:role/app-irsa")
     for p in _of(plan, "aws:secretsmanager/secretPolicy:SecretPolicy", "secrets"):
         assert p["inputs"]["blockPublicPolicy"] is True
-        assert json.loads(p["inputs"]["policy"])["Statement"] == [{
-            "Sid": "DenyReadExceptReaders", "Effect": "Deny", "Principal": {"AWS": "*"},
-            "Action": ["secretsmanager:GetSecretValue"], "Resource": p["inputs"]["secretArn"],
-        }]
+        assert json.loads(p["inputs"]["policy"])["Statement"] == [
+            {"Sid": "DenyReadExceptReaders", "Effect": "Deny", "Principal": {"AWS": "*"},
+             "Action": ["secretsmanager:GetSecretValue"], "Resource": p["inputs"]["secretArn"],
+             "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [service_role]}}},
+            {"Sid": "AllowReaders", "Effect": "Allow", "Principal": {"AWS": [service_role]},
+             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+             "Resource": p["inputs"]["secretArn"]},
+        ]
     passwords = {r["name"]: r["inputs"] for r in _of(plan, "random:index/randomPassword:RandomPassword", "secrets")}
     assert all(i["special"] is False for i in passwords.values())  # URL-safe values
     assert {n: i["length"] for n, i in passwords.items()} == {
@@ -329,7 +336,8 @@ def test_reader_roles_from_config_may_read_the_secrets():
     plan = run_program("staging", {"fraudstack:secrets": {"readerRoleArns": [reader]}})
     policies = _of(plan, "aws:secretsmanager/secretPolicy:SecretPolicy", "secrets")
     assert len(policies) == 3
+    readers = sorted([reader, plan["outputs"]["appServiceAccountRoleArn"]])
     for p in policies:
         deny, allow = json.loads(p["inputs"]["policy"])["Statement"]
-        assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [reader]}}
-        assert allow["Principal"] == {"AWS": [reader]}
+        assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": readers}}
+        assert allow["Principal"] == {"AWS": readers}

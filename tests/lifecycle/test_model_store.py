@@ -134,8 +134,14 @@ def test_program_wires_the_store(tmp_path: Any) -> None:
     sse = res["model-store-models-encryption"]["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]
     assert sse["kmsMasterKeyId"] == out["kmsKeyArns"]["models"]
     doc = json.loads(res["model-store-models-policy"]["inputs"]["policy"])
-    deny = {s["Sid"]: s for s in doc["Statement"]}["DenyWritesExceptPublishers"]
-    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [PUBLISHER]}}
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert by_sid["DenyWritesExceptPublishers"]["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [PUBLISHER]}}
+    service_role = out["appServiceAccountRoleArn"]
+    assert by_sid["DenyReadsExceptReadersAndPublishers"]["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": sorted([service_role, PUBLISHER])}}
+    attached = res["model-store-service-read"]["inputs"]
+    assert attached["role"] == service_role.rsplit("/", 1)[1]
+    assert json.loads(attached["policy"]) == json.loads(out["modelStoreReaderPolicy"])
     reader = json.loads(out["modelStoreReaderPolicy"])
     assert reader["Statement"][1] == {"Sid": "DecryptModels", "Effect": "Allow", "Action": ["kms:Decrypt"],
                                       "Resource": out["kmsKeyArns"]["models"]}

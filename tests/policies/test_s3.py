@@ -31,6 +31,8 @@ def _policy(bucket, *extra):
     return json.dumps({"Version": "2012-10-17", "Statement": [_deny_plain(bucket), *extra]})
 
 
+ALB_DELIVERY = {"Sid": "Alb", "Effect": "Allow", "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                "Action": "s3:PutObject", "Resource": "arn:aws:s3:::alb-logs-b/*"}
 ALLOW_ROLE = {"Sid": "AllowRead", "Effect": "Allow", "Principal": {"AWS": [ROLE]}, "Action": "s3:GetObject",
               "Resource": f"arn:aws:s3:::{MODELS}/*"}
 
@@ -80,7 +82,12 @@ CASES = [
     Case("s3-cmk", store(models={"encryption": {"rules": [{"applyServerSideEncryptionByDefault": {
         "sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn:aws:kms:eu-west-1:111122223333:alias/aws/s3"}}]}}), ["models"],
         id="aws-managed-key"),
-    Case("s3-cmk", store(logging=False), ["logs"], id="not-a-log-target"),
+    Case("s3-cmk", store(logging=False, logs={"drop": ("policy",)}), ["logs"], id="not-a-log-target"),
+    Case("s3-cmk", bucket_set("alb-logs-b", "alb", kms=False, policy={"policy": json.dumps({"Version": "2012-10-17",
+         "Statement": [_deny_plain("alb-logs-b"), ALB_DELIVERY]})}), id="alb-log-delivery"),
+    Case("s3-event-notifications", bucket_set("alb-logs-b", "alb", kms=False, drop=("events",), policy={
+        "policy": json.dumps({"Version": "2012-10-17", "Statement": [_deny_plain("alb-logs-b"), ALB_DELIVERY]})}),
+        id="alb-log-delivery"),
     Case("s3-public-access-block", store()),
     Case("s3-public-access-block", store(models={"drop": ("public-access-block",)}), ["models"], id="missing"),
     Case("s3-public-access-block", store(logs={"public_access_block": {"restrictPublicBuckets": False}}), ["logs"],
@@ -90,7 +97,7 @@ CASES = [
          ["models"], id="no-deny"),
     Case("s3-tls-only", store(logs={"drop": ("policy",)}), ["logs"], id="no-policy"),
     Case("s3-access-logging", store()),
-    Case("s3-access-logging", store(logging=False), ["logs", "models"]),
+    Case("s3-access-logging", store(logging=False, logs={"drop": ("policy",)}), ["logs", "models"]),
     Case("s3-lifecycle", store()),
     Case("s3-lifecycle", store(models={"drop": ("lifecycle",)}), ["models"], id="missing"),
     Case("s3-lifecycle", store(logs={"lifecycle": {"rules": [{"id": "x", "status": "Enabled", "expiration": {"days": 30}}]}}),
