@@ -61,6 +61,7 @@ class LifecycleSettings(BaseSettings):
     shadow_version: str | None = Field(None, pattern=VERSION_RE.pattern, description="Candidate version scored in shadow; 'candidate' follows the store's candidate pointer. Unset: no shadow.")
     shadow_queue_size: int = Field(10_000, ge=1, le=1_000_000, description="Shadow rows waiting for the candidate; more are dropped (and counted), never waited for.")
     aws_region: str | None = Field(None, description="Region of the S3 model store.")
+    model_poll_seconds: float = Field(30, ge=0, le=86400, description="How often every worker re-reads the store's 'active' pointer and swaps to the version it names (fleet-wide roll-forward/back by moving the pointer); 0 disables. Ignored when FRAUDSTACK_MODEL_VERSION pins a version.")
     drift_window: int = Field(5000, ge=100, le=10_000_000, description="Scores per drift window: PSI and decision rates are published each time this many have been served.")
     service_name: str = Field("scoring-api", description="Service dimension of the CloudWatch EMF metrics (= fraudstack:alarms.service.deployment).")
     emit_emf: bool = Field(True, description="Log drift and quality metrics as CloudWatch embedded metric format lines.")
@@ -261,6 +262,8 @@ class ModelManager:
         self.shadow: Any = None  # app.shadow.ShadowScorer
         self.drift: Any = None  # app.drift.DriftMonitor of the active model
         self.quality: Any = None  # app.drift.QualityMonitor
+        self._poller: asyncio.Task[None] | None = None
+        self._refused: str | None = None  # a pointer target that failed verification: not retried until it moves
 
     @property
     def dimensions(self) -> dict[str, str] | None:
@@ -374,6 +377,8 @@ class ModelManager:
         self.install_signal(asyncio.get_running_loop())
         if self.lifecycle.shadow_version:
             await self.start_shadow(self.lifecycle.shadow_version)
+        if self.store is not None and not self.lifecycle.model_version and self.lifecycle.model_poll_seconds > 0:
+            self._poller = asyncio.get_running_loop().create_task(self._poll(self.lifecycle.model_poll_seconds))
         s = self.service.settings
         if s.database_url and self.lifecycle.quality_interval_seconds > 0:
             from app.drift import QualityMonitor
@@ -409,8 +414,33 @@ class ModelManager:
         self._set_observers()
         return True
 
+    async def poll_once(self) -> ReloadResult | None:
+        """Swap to the version the active pointer names if it changed; None when nothing to do."""
+        assert self.store is not None
+        try:
+            target = await asyncio.to_thread(self.store.read_pointer, "active")
+        except Exception as exc:  # store unreachable: keep serving, try again next time
+            log.warning("active pointer not readable: %s", exc)
+            return None
+        if target is None or target == self.service.model.version or target == self._refused:
+            return None
+        result = await self.reload(target)
+        self._refused = None if result.swapped else target
+        return result
+
+    async def _poll(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.poll_once()
+
     async def stop(self) -> None:
         """Lifespan stop: drain the shadow scorer, then ``Service.stop``."""
+        if self._poller is not None:
+            self._poller.cancel()
+            try:
+                await self._poller
+            except asyncio.CancelledError:
+                pass
         self.service.observers = []
         if self.quality is not None:
             await self.quality.stop()

@@ -199,3 +199,42 @@ def test_sighup_reloads_the_version_the_active_pointer_names(make_app: Any, stor
     before, after = asyncio.run(_with_client(app, body))
     assert before == "v1"
     assert after.json()["model_version"] == "v2" and after.json()["score"] > 0.99
+
+
+def test_every_worker_follows_the_active_pointer(make_app: Any, store: LocalModelStore, model_dirs: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    """Roll forward by moving the pointer; a bad target is refused once and not retried; roll back."""
+    store.upload("v3", build_model(tmp_path / "v3", "v3", bias=12.0))
+    _tamper(store, "v3")
+    app = make_app(FRAUDSTACK_MODEL_POLL_SECONDS="0.05")
+
+    async def wait_for(client: httpx.AsyncClient, version: str) -> str:
+        for _ in range(200):
+            current = (await client.get("/health/ready")).json()["model"]["version"]
+            if current == version:
+                break
+            await asyncio.sleep(0.01)
+        return current
+
+    async def body(client: httpx.AsyncClient) -> Any:
+        manager = app.state.model_manager
+        seen = [await wait_for(client, "v1")]
+        store.write_pointer("active", "v2", file_sha256(model_dirs["v2"] / "model.onnx"))
+        seen.append(await wait_for(client, "v2"))
+        from prometheus_client import REGISTRY
+
+        before = REGISTRY.get_sample_value("fraudstack_model_reloads_total", {"result": "refused"}) or 0.0
+        store.write_pointer("active", "v3", "0" * 64)
+        await asyncio.sleep(0.3)  # about six polls
+        refusals = (REGISTRY.get_sample_value("fraudstack_model_reloads_total", {"result": "refused"}) or 0.0) - before
+        seen.append((await client.get("/health/ready")).json()["model"]["version"])
+        refused = manager._refused
+        store.write_pointer("active", "v1", file_sha256(model_dirs["v1"] / "model.onnx"))
+        seen.append(await wait_for(client, "v1"))
+        return seen, refused, manager.last_error, refusals
+
+    seen, refused, last_error, refusals = asyncio.run(_with_client(app, body))
+    assert refusals == 1  # refused once, not retried until the pointer moves
+    assert seen == ["v1", "v2", "v2", "v1"]
+    assert refused == "v3"
+    assert last_error is None
