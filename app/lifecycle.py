@@ -77,7 +77,8 @@ class ModelStore(Protocol):
     """What the service and retraining need from a store."""
 
     def read_pointer(self, name: str) -> str | None: ...
-    def write_pointer(self, name: str, version: str, sha256: str) -> None: ...
+    def pointer_doc(self, name: str) -> dict[str, Any] | None: ...
+    def write_pointer(self, name: str, version: str, sha256: str, previous: str | None = None) -> None: ...
     def download(self, version: str, dest: Path) -> Path: ...
     def upload(self, version: str, src: Path) -> None: ...
 
@@ -94,12 +95,20 @@ def _check_pointer(name: str) -> str:
     return name
 
 
-def _parse_pointer(raw: bytes, where: str) -> str:
+def _parse_pointer(raw: bytes, where: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
-        return _check_version(str(data["version"]))
+        _check_version(str(data["version"]))
+        return dict(data)
     except (ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"{where}: not a pointer document ({exc})") from None
+
+
+def _pointer_body(version: str, sha256: str, previous: str | None) -> bytes:
+    doc: dict[str, Any] = {"version": _check_version(version), "sha256": sha256}
+    if previous:
+        doc["previous"] = _check_version(previous)  # what a roll-back returns to
+    return json.dumps(doc).encode()
 
 
 class LocalModelStore:
@@ -110,17 +119,22 @@ class LocalModelStore:
 
     def read_pointer(self, name: str) -> str | None:
         """Version a pointer names, or None when the pointer does not exist."""
+        doc = self.pointer_doc(name)
+        return None if doc is None else str(doc["version"])
+
+    def pointer_doc(self, name: str) -> dict[str, Any] | None:
+        """The pointer document (version, sha256, previous), or None."""
         path = self.root / "pointers" / _check_pointer(name)
         if not path.is_file():
             return None
         return _parse_pointer(path.read_bytes(), str(path))
 
-    def write_pointer(self, name: str, version: str, sha256: str) -> None:
+    def write_pointer(self, name: str, version: str, sha256: str, previous: str | None = None) -> None:
         """Point ``name`` at ``version`` (atomic rename)."""
         path = self.root / "pointers" / _check_pointer(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": _check_version(version), "sha256": sha256}))
+        tmp.write_bytes(_pointer_body(version, sha256, previous))
         os.replace(tmp, path)
 
     def download(self, version: str, dest: Path) -> Path:
@@ -154,6 +168,11 @@ class S3ModelStore:
 
     def read_pointer(self, name: str) -> str | None:
         """Version a pointer names, or None when the pointer object does not exist."""
+        doc = self.pointer_doc(name)
+        return None if doc is None else str(doc["version"])
+
+    def pointer_doc(self, name: str) -> dict[str, Any] | None:
+        """The pointer document (version, sha256, previous), or None."""
         key = self._key("pointers", _check_pointer(name))
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -161,9 +180,9 @@ class S3ModelStore:
             return None
         return _parse_pointer(body, f"s3://{self.bucket}/{key}")
 
-    def write_pointer(self, name: str, version: str, sha256: str) -> None:
+    def write_pointer(self, name: str, version: str, sha256: str, previous: str | None = None) -> None:
         """Point ``name`` at ``version`` (one PUT: S3 objects are replaced atomically)."""
-        body = json.dumps({"version": _check_version(version), "sha256": sha256}).encode()
+        body = _pointer_body(version, sha256, previous)
         self.client.put_object(Bucket=self.bucket, Key=self._key("pointers", _check_pointer(name)), Body=body,
                                ContentType="application/json")
 
@@ -501,5 +520,61 @@ def install(app: Any, service: Any, lifecycle: LifecycleSettings | None = None, 
     return manager
 
 
+def promote(store: ModelStore, version: str, work_dir: Path) -> dict[str, Any]:
+    """Verify ``version`` exactly as the service will, then make it the active one (remembering the previous)."""
+    from app.features import FEATURE_NAMES
+
+    model = ScoringModel(store.download(_check_version(version), work_dir))
+    verify_model(model, FEATURE_NAMES)
+    if model.version != version:
+        raise ModelLoadError(f"models/{version}/model.json names version {model.version!r}")
+    current = store.read_pointer("active")
+    store.write_pointer("active", version, model.sha256, previous=current if current != version else None)
+    return {"active": version, "previous": current, "sha256": model.sha256}
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m app.lifecycle status|promote|rollback --store URI``: move the active pointer safely."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m app.lifecycle", description="Model store pointers")
+    parser.add_argument("--store", required=True, help="s3://bucket[/prefix] or a local directory")
+    parser.add_argument("--region", default=None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("status", help="show the active and candidate pointers")
+    prom = sub.add_parser("promote", help="verify a version and make it active")
+    which = prom.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version")
+    which.add_argument("--candidate", action="store_true", help="the version the candidate pointer names")
+    sub.add_parser("rollback", help="make the active pointer's previous version active again")
+    args = parser.parse_args(argv)
+    try:
+        store = open_store(args.store, args.region)
+        if args.command == "status":
+            print(json.dumps({name: store.pointer_doc(name) for name in POINTERS}, indent=2))
+            return 0
+        if args.command == "promote":
+            version = store.read_pointer("candidate") if args.candidate else args.version
+            if version is None:
+                raise StoreError("the store has no 'candidate' pointer")
+        else:
+            doc = store.pointer_doc("active")
+            version = (doc or {}).get("previous")
+            if not version:
+                raise StoreError("the active pointer records no previous version to roll back to")
+        with tempfile.TemporaryDirectory() as tmp:
+            result = promote(store, version, Path(tmp))
+    except (StoreError, ModelLoadError) as exc:
+        print(f"{args.command} refused: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 __all__ = ["LifecycleSettings", "LocalModelStore", "ModelManager", "S3ModelStore", "StoreError", "check_admin_key",
-           "hash_key", "install", "open_store", "verify_model"]
+           "hash_key", "install", "open_store", "promote", "verify_model"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -59,3 +59,27 @@ def test_local_store_and_uri_errors(tmp_path: Path) -> None:
     assert store.read_pointer("candidate") is None
     with pytest.raises(StoreError, match="names no bucket"):
         open_store("s3:///prefix")
+
+
+def test_promote_and_rollback_cli(model_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from app.lifecycle import cli
+
+    store = LocalModelStore(tmp_path / "st")
+    for v, d in model_dirs.items():
+        store.upload(v, d)
+    assert cli(["--store", str(store.root), "promote", "--version", "v1"]) == 0
+    store.write_pointer("candidate", "v2", file_sha256(model_dirs["v2"] / "model.onnx"))
+    assert cli(["--store", str(store.root), "promote", "--candidate"]) == 0
+    assert store.pointer_doc("active") == {"version": "v2", "sha256": file_sha256(model_dirs["v2"] / "model.onnx"),
+                                           "previous": "v1"}
+    capsys.readouterr()
+    assert cli(["--store", str(store.root), "rollback"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"active": "v1", "previous": "v2",
+                                                    "sha256": file_sha256(model_dirs["v1"] / "model.onnx")}
+    # a tampered version is never promoted; the pointer stays where it was
+    onnx = store.root / "models" / "v2" / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes() + b"\0")
+    assert cli(["--store", str(store.root), "promote", "--version", "v2"]) == 2
+    assert "promote refused: " in capsys.readouterr().err and store.read_pointer("active") == "v1"
+    assert cli(["--store", str(tmp_path / "empty"), "rollback"]) == 2
+    assert "no previous version" in capsys.readouterr().err
