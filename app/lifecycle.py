@@ -69,6 +69,20 @@ class LifecycleSettings(BaseSettings):
     quality_days: int = Field(30, ge=1, le=365, description="Decisions of the last N days count for precision/recall.")
 
 
+def load_lifecycle_settings() -> LifecycleSettings:
+    """Read the lifecycle settings; a bad value raises ``SettingsError`` naming the variable."""
+    from pydantic import ValidationError
+
+    from app.settings import SettingsError
+
+    try:
+        return LifecycleSettings()
+    except ValidationError as exc:
+        problems = [f"FRAUDSTACK_{str(e['loc'][0]).upper()}: {e['msg']}" if e["loc"] else f"settings: {e['msg']}"
+                    for e in exc.errors(include_input=False)]
+        raise SettingsError("; ".join(problems)) from None
+
+
 class StoreError(RuntimeError):
     """The model store cannot be read or does not hold what was asked for."""
 
@@ -494,7 +508,7 @@ def install(app: Any, service: Any, lifecycle: LifecycleSettings | None = None, 
     """Add the admin routes to the app and return the manager (call ``start`` from the lifespan)."""
     from app.errors import InvalidRequest
 
-    lifecycle = lifecycle or LifecycleSettings()
+    lifecycle = lifecycle or load_lifecycle_settings()
     if store is None and lifecycle.model_store:
         store = open_store(lifecycle.model_store, lifecycle.aws_region)
     manager = ModelManager(service, lifecycle, store)

@@ -185,3 +185,26 @@ def test_quality_from_the_audit_trail(schema: str, audit: dict[str, Any]) -> Non
     assert q["decline_precision"] == pytest.approx(declined_fraud / declined)
     assert q["decline_recall"] == pytest.approx(declined_fraud / sum(labelled.values()))
     assert q["review_recall"] == q["decline_recall"]  # no review decisions in this trail
+
+
+def test_quality_monitor_sets_gauges_and_emits_emf(schema: str, audit: dict[str, Any],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from prometheus_client import REGISTRY
+
+    from app.drift import QualityMonitor
+
+    # the stream is from January 2026: a window reaching back far enough holds it
+    days = (datetime.now(timezone.utc) - T0).days + 1
+    monitor = QualityMonitor(PG, schema, days, 60, {"Environment": "test", "Service": "scoring-api"})
+    with caplog.at_level(logging.INFO, logger="fraudstack.emf"):
+        values = monitor.run_once()
+    assert values["labelled"] > 0 and values["decline_precision"] is not None
+    assert REGISTRY.get_sample_value("fraudstack_model_quality", {"band": "decline", "measure": "recall"}) == \
+        pytest.approx(values["decline_recall"])
+    assert REGISTRY.get_sample_value("fraudstack_model_labelled_decisions") == values["labelled"]
+    doc = json.loads([r for r in caplog.records if r.name == "fraudstack.emf"][-1].getMessage())
+    assert doc["DeclinePrecision"] == pytest.approx(values["decline_precision"])
+    assert {m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]} == {
+        "DeclinePrecision", "DeclineRecall", "ReviewPrecision", "ReviewRecall"}

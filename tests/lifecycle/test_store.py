@@ -83,3 +83,32 @@ def test_promote_and_rollback_cli(model_dirs: dict[str, Path], tmp_path: Path, c
     assert "promote refused: " in capsys.readouterr().err and store.read_pointer("active") == "v1"
     assert cli(["--store", str(tmp_path / "empty"), "rollback"]) == 2
     assert "no previous version" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FRAUDSTACK_ADMIN_KEY_HASH": "not-a-digest"}, "FRAUDSTACK_ADMIN_KEY_HASH: String should match pattern"),
+    ({"FRAUDSTACK_MODEL_VERSION": "../v1"}, "FRAUDSTACK_MODEL_VERSION: String should match pattern"),
+    ({"FRAUDSTACK_DRIFT_WINDOW": "10"}, "FRAUDSTACK_DRIFT_WINDOW: Input should be greater than or equal to 100"),
+])
+def test_bad_lifecycle_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
+    from app.lifecycle import load_lifecycle_settings
+    from app.settings import SettingsError
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SettingsError) as err:
+        load_lifecycle_settings()
+    assert str(err.value).startswith(message)
+    assert "not-a-digest" not in str(err.value) and "../v1" not in str(err.value)
+
+
+def test_serve_refuses_a_bad_lifecycle_setting_before_starting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from app.__main__ import main
+
+    monkeypatch.setenv("FRAUDSTACK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FRAUDSTACK_ADMIN_KEY_HASH", "not-a-digest")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "fraudstack: invalid configuration: FRAUDSTACK_ADMIN_KEY_HASH: String should match pattern" in err
+    assert not (tmp_path / "demo-model").exists()
