@@ -363,15 +363,33 @@ class ModelManager:
             assert version is not None
             model_dir = self.fetch(version)
         model = self._new_model(model_dir)
-        verify_model(model, FEATURE_NAMES)
-        if requested and model.version != requested:
-            raise ModelLoadError(f"models/{requested}/model.json names version {model.version!r}")
+        try:
+            verify_model(model, FEATURE_NAMES)
+            if requested and model.version != requested:
+                raise ModelLoadError(f"models/{requested}/model.json names version {model.version!r}")
+        except ModelLoadError:
+            self._discard(model_dir)
+            raise
         return model
+
+    def _discard(self, model_dir: Path) -> None:
+        """Delete a downloaded directory (never the configured FRAUDSTACK_MODEL_DIR)."""
+        if Path(model_dir).parent == self.cache:
+            shutil.rmtree(model_dir, ignore_errors=True)
+
+    def prune_cache(self, keep: set[Path]) -> None:
+        """Keep only the downloads still in use (the ephemeral volume is small)."""
+        if not self.cache.is_dir():
+            return
+        for d in self.cache.iterdir():
+            if d.is_dir() and d not in keep:
+                shutil.rmtree(d, ignore_errors=True)
 
     async def reload(self, version: str | None = None) -> ReloadResult:
         """Fetch and verify off the event loop, then swap; on any failure the old model keeps serving."""
         async with self._lock:
             previous = self.service.model.version
+            previous_dir = Path(self.service.model.model_dir)
             try:
                 model = await asyncio.to_thread(self._load_candidate, version)
             except (ModelLoadError, StoreError) as exc:
@@ -386,6 +404,9 @@ class ModelManager:
                 return ReloadResult(False, previous, previous, f"failed: {self.last_error}")
             self.service.swap_model(model)
             self._monitor(model)
+            # The previous directory stays until the next swap: requests in flight hold its
+            # session (loaded in memory), and it is the quickest roll-back on this node.
+            await asyncio.to_thread(self.prune_cache, {Path(model.model_dir), previous_dir})
             self.last_error = None
             RELOADS.labels("swapped").inc()
             log.info("model %s swapped in (was %s)", model.version, previous)

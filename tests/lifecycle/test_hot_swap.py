@@ -234,6 +234,9 @@ def test_every_worker_follows_the_active_pointer(make_app: Any, store: LocalMode
         return seen, refused, manager.last_error, refusals
 
     seen, refused, last_error, refusals = asyncio.run(_with_client(app, body))
+    # downloads kept: the serving version and the one before it; the refused one was deleted
+    cache = tmp_path / "data" / "models"
+    assert sorted(d.name.split("-")[0] for d in cache.iterdir()) == ["v1", "v2"]
     assert refusals == 1  # refused once, not retried until the pointer moves
     assert seen == ["v1", "v2", "v2", "v1"]
     assert refused == "v3"
