@@ -473,7 +473,8 @@ class ScoringApp(pulumi.ComponentResource):
                     ),
                 },
             },
-            opts=kopts(self.namespace, self.service_account, *self.network_policies.values()),
+            # The controller's pod webhook (readiness gates) must answer before any pod is created here.
+            opts=kopts(self.namespace, self.service_account, self.lb_controller, *self.network_policies.values()),
         )
 
         container = {
@@ -497,7 +498,9 @@ class ScoringApp(pulumi.ComponentResource):
                     "metadata": {"labels": labels(args)},
                     "spec": pod_spec(
                         container,
-                        terminationGracePeriodSeconds=45,
+                        # The grace period includes the 10 s pre-stop pause; then the service needs up to
+                        # 30 s for in-flight requests and the audit flush (ARCHITECTURE: shutdown).
+                        terminationGracePeriodSeconds=60,
                         topologySpreadConstraints=topology_spread(args),
                     ),
                 },

@@ -7,8 +7,10 @@ own: tests/infra/conftest.py belongs to the infra branch).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ ACCOUNT = "123456789012"
 
 #: Where the cached previews write their plan JSON and manifests (one per process).
 _WORK = Path(tempfile.mkdtemp(prefix="fraudstack-k8sapp-"))
+atexit.register(shutil.rmtree, _WORK, True)
 
 
 @functools.lru_cache(maxsize=None)

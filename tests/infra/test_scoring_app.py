@@ -109,7 +109,7 @@ def test_deployment_security_probes_resources_and_spread(stack):
     assert spec["serviceAccountName"] == "scoring-api"
     assert spec["automountServiceAccountToken"] is False
     assert spec["enableServiceLinks"] is False
-    assert spec["terminationGracePeriodSeconds"] == 45
+    assert spec["terminationGracePeriodSeconds"] == 60
     assert spec["nodeSelector"] == {"fraudstack.io/node-pool": "cpu"}
     assert "tolerations" not in spec
     assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
@@ -212,6 +212,8 @@ def test_migrations_job_runs_before_the_deployment(stack):
     assert c["command"] == ["python", "-m", "app.migrate"]
     assert c["securityContext"] == CONTAINER_SC
     assert "livenessProbe" not in c and "ports" not in c
+    # Pods in the namespace need the controller's webhook (readiness gates) answering.
+    assert {"app-namespace", "app-sa", "app-lb-controller", "app-netpol-default-deny"} <= set(job["dependencies"])
     deployment = objects(p)["app-deployment"]
     assert "app-migrate" in deployment["dependencies"]
     assert "app-lb-controller" in deployment["dependencies"]
