@@ -4,6 +4,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Alarms, AlarmsArgs, ModelThresholds, Thresholds, member_cluster_ids
+from components.backup_replication import BackupReplication, BackupReplicationArgs
 from components.cache import Cache, CacheArgs
 from components.cluster import AddonVersionsSpec, Cluster, ClusterArgs, NodeGroupSpec
 from components.config import NatStrategy, load_stack_config
@@ -144,6 +145,26 @@ database = Database(
         deletion_protection=cfg.database.deletion_protection,
     ),
 )
+
+# Production keeps a copy of every automated backup in a second region (point-in-time
+# restore there if the home region is lost).
+backup_replication = None
+if cfg.database.backup_replication_region:
+    backup_replication = BackupReplication(
+        "database-backups",
+        BackupReplicationArgs(
+            name_prefix=name_prefix,
+            source_db_instance_arn=database.arn,
+            destination_region=cfg.database.backup_replication_region,
+            retention_days=cfg.database.backup_replication_retention_days,
+            account_id=account_id,
+            partition=aws.get_partition_output().partition,
+            deletion_window_days=cfg.keys.deletion_window_days,
+            rotation_period_days=cfg.keys.rotation_period_days,
+            admin_role_arns=cfg.keys.admin_role_arns,
+            tags=tags,
+        ),
+    )
 
 cache = Cache(
     "cache",
@@ -345,6 +366,9 @@ pulumi.export("databasePort", database.port)
 pulumi.export("databaseName", database.database_name)
 pulumi.export("databaseSecurityGroupId", database.security_group_id)
 pulumi.export("databaseMasterUserSecretArn", database.master_user_secret_arn)
+pulumi.export("databaseArn", database.arn)
+pulumi.export("databaseBackupReplicationRegion", cfg.database.backup_replication_region)
+pulumi.export("databaseBackupReplicationKeyArn", backup_replication.key.arn if backup_replication else None)
 pulumi.export("cacheReplicationGroupId", cache.replication_group_id)
 pulumi.export("cacheMemberClusterIds", cache.member_cluster_ids)
 pulumi.export("cachePrimaryEndpoint", cache.primary_endpoint)

@@ -214,6 +214,20 @@ class DatabaseConfig(ConfigModel):
     log_min_duration_ms: int = Field(500, ge=0, le=600000, description="Statements slower than this are logged (`log_min_duration_statement`).")
     log_retention_days: int = Field(365, description="Retention of the exported PostgreSQL logs (production: at least 365, PCI DSS 10.5.1).")
     deletion_protection: bool = Field(True, description="Refuse to delete the instance (production: true).")
+    backup_replication_region: str | None = Field(
+        None,
+        description="Region the automated backups (snapshots and transaction logs) are replicated to, for point-in-time restore there (production: required, not the stack's region).",
+    )
+    backup_replication_retention_days: int = Field(
+        7, ge=1, le=35, description="Days the replicated backups are kept in backupReplicationRegion, 1-35."
+    )
+
+    @field_validator("backup_replication_region")
+    @classmethod
+    def _replication_region(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION_RE.match(value):
+            raise ValueError(f"{value!r} is not an AWS region name such as eu-central-1")
+        return value
 
     @field_validator("engine_version")
     @classmethod
@@ -486,8 +500,12 @@ def _data_tier(cfg: StackConfig) -> Iterable[tuple[str, str]]:
         yield "cache.maintenanceWindow", f"{cache.maintenance_window} overlaps snapshotWindow {cache.snapshot_window}"
     if cache.multi_az and cache.replicas < 1:
         yield "cache.multiAz", "Multi-AZ needs at least one replica (cache.replicas)"
+    if db.backup_replication_region == cfg.region:
+        yield "database.backupReplicationRegion", f"must be another region than the stack's ({cfg.region})"
     if not cfg.is_production:
         return
+    if db.backup_replication_region is None:
+        yield "database.backupReplicationRegion", "production replicates its backups to a second region; set one (e.g. eu-central-1)"
     if not db.multi_az:
         yield "database.multiAz", "production needs a Multi-AZ database"
     if db.backup_retention_days < 14:

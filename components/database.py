@@ -100,6 +100,7 @@ class DatabaseArgs:
 class Database(pulumi.ComponentResource):
     """Encrypted, private, backed-up RDS PostgreSQL instance."""
 
+    arn: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     address: pulumi.Output[str]
     port: pulumi.Output[int]
@@ -257,6 +258,7 @@ class Database(pulumi.ComponentResource):
             ),
         )
 
+        self.arn = instance.arn
         self.endpoint = instance.endpoint
         self.address = instance.address
         self.port = instance.port

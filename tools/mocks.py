@@ -17,6 +17,7 @@ Adding an answer: put the token in ``FraudstackMocks.INVOKES`` (an invoke) or a 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import threading
@@ -125,6 +126,7 @@ class FraudstackMocks(pulumi_mocks.Mocks):
         self.region = region
         self.account_id = account_id
         self.calls: list[str] = []
+        self._provider_regions: dict[str, str] = {}
         self.INVOKES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "aws:index/getAvailabilityZones:getAvailabilityZones": self._azs,
             "aws:index/getRegion:getRegion": self._region,
@@ -215,20 +217,32 @@ class FraudstackMocks(pulumi_mocks.Mocks):
             rid = f"{ns}/{meta.get('name', name)}" if ns else str(meta.get("name", name))
             return rid, outputs
         if typ.startswith("pulumi:providers:"):
+            if typ == "pulumi:providers:aws" and outputs.get("region"):
+                self._provider_regions[f"{name}-provider-id"] = outputs["region"]
             return f"{name}-provider-id", outputs
+        # A resource created through an explicit AWS provider for another region (e.g.
+        # the backup replication's) gets ARNs and endpoints in that region.
+        m = self._in_region(self._provider_regions.get((args.provider or "").rsplit("::", 1)[-1], self.region))
         extra = _OUTPUTS.get(typ)
         physical = outputs.get("name") or f"{name}-{_hex(typ, name, length=7)}"
         rid = _default_id(typ, name, physical)
         if extra is not None:
-            produced = extra(self, name, physical, outputs)
+            produced = extra(m, name, physical, outputs)
             rid = produced.pop("__id__", rid)
             outputs.update(produced)
         if typ.startswith("aws:"):
-            outputs.setdefault("arn", self._generic_arn(typ, rid))
+            outputs.setdefault("arn", m._generic_arn(typ, rid))
             if "tags" in outputs:
                 outputs.setdefault("tagsAll", outputs["tags"])
-            outputs.setdefault("region", self.region)
+            outputs.setdefault("region", m.region)
         return rid, outputs
+
+    def _in_region(self, region: str) -> FraudstackMocks:
+        if region == self.region:
+            return self
+        other = copy.copy(self)
+        other.region = region
+        return other
 
     def _generic_arn(self, typ: str, rid: str) -> str:
         module, kind = typ.split(":")[1].split("/")

@@ -101,10 +101,12 @@ def test_bad_autoscaler_config_names_the_key(change, key, why):
     assert why in str(err.value)
 
 
-def test_defaults_and_stack_files_agree_on_the_autoscaler():
-    for stack in ("staging", "production"):
-        cfg = load(stack, {})
-        assert cfg.cluster.autoscaler == AutoscalerConfig()
+def test_stack_files_set_the_autoscaler():
+    assert load("production", {}).cluster.autoscaler == AutoscalerConfig()
+    # Staging returns idle nodes sooner.
+    assert load("staging", {}).cluster.autoscaler == AutoscalerConfig(
+        scale_down_unneeded_minutes=5, scale_down_delay_after_add_minutes=5
+    )
 
 
 # --------------------------------------------------------------------------- the program
@@ -125,7 +127,7 @@ def test_release_values(plans, stack):
     assert values["awsRegion"] == "eu-west-1"
     assert values["image"] == {"tag": "v1.34.0"}
     assert values["nodeSelector"] == {"fraudstack.io/node-pool": "cpu"}
-    assert values["extraArgs"]["scale-down-unneeded-time"] == "10m"
+    assert values["extraArgs"]["scale-down-unneeded-time"] == {"staging": "5m", "production": "10m"}[stack]
     assert values["extraArgs"]["skip-nodes-with-local-storage"] == "false"
     assert values["extraArgs"]["expander"] == "least-waste"
     assert values["priorityClassName"] == "system-cluster-critical"
@@ -201,3 +203,55 @@ def test_policy_pack_passes(plans, stack):
         r["name"] for r in of_type(plans[stack], ASG_TAG)
     }
     assert [v for v in plans[stack]["violations"] if v["name"] in touched] == []
+
+
+# --------------------------------------------------------------------------- workloads the autoscaler serves
+
+
+def _pod_fits_template(pod_spec: dict, template: dict[str, str]) -> bool:
+    """Would a node built from these node-template tags accept this pod (selector and taints)?"""
+    labels = {k.removeprefix(f"{TEMPLATE}/label/"): v for k, v in template.items() if "/label/" in k}
+    taints = {k.removeprefix(f"{TEMPLATE}/taint/"): v for k, v in template.items() if "/taint/" in k}
+    if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
+        return False
+    tolerated = {(t["key"], f"{t.get('value', '')}:{t['effect']}") for t in pod_spec.get("tolerations") or []}
+    return all((key, value) in tolerated for key, value in taints.items())
+
+
+def _templates(plan: dict, group: str) -> dict[str, str]:
+    return {
+        r["inputs"]["tag"]["key"]: r["inputs"]["tag"]["value"]
+        for r in of_type(plan, ASG_TAG) if r["name"].startswith(f"eks-{group}-asg-")
+    }
+
+
+def test_a_pending_gpu_scoring_pod_fits_the_empty_gpu_group():
+    """Staging with the GPU variant on: the GPU group is at zero nodes, so only its
+    node template can tell the autoscaler that a new node would take the pod."""
+    from tools.plan import run_program
+
+    plan = run_program("staging", {"fraudstack:app": {"gpu": True, "maxReplicas": 2}, "fraudstack:cluster": {"gpuNodes": {"maxSize": 2}}})
+    group = one(plan, "aws:eks/nodeGroup:NodeGroup", "eks-gpu-group")["inputs"]["scalingConfig"]
+    assert group["minSize"] == 0 and group["maxSize"] == 2
+    (deployment,) = of_type(plan, "kubernetes:apps/v1:Deployment")
+    pod = deployment["inputs"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert _pod_fits_template(pod, _templates(plan, "gpu"))
+    assert not _pod_fits_template(pod, _templates(plan, "cpu"))
+    hpa = one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "app-hpa")["inputs"]["spec"]
+    assert hpa["maxReplicas"] <= group["maxSize"]  # one GPU node per replica
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_cpu_scoring_pods_request_cpu_and_stay_off_the_gpu_group(plans, stack):
+    """The HPA adds pods; pods that do not fit make the autoscaler add CPU nodes, which it
+    can only do for pods with requests that a CPU node satisfies."""
+    (deployment,) = of_type(plans[stack], "kubernetes:apps/v1:Deployment")
+    pod = deployment["inputs"]["spec"]["template"]["spec"]
+    requests = pod["containers"][0]["resources"]["requests"]
+    assert requests["cpu"] and requests["memory"]
+    assert "nvidia.com/gpu" not in requests
+    assert _pod_fits_template(pod, _templates(plans[stack], "cpu"))
+    assert not _pod_fits_template(pod, _templates(plans[stack], "gpu"))  # the GPU taint keeps it off
+    hpa = one(plans[stack], "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "app-hpa")["inputs"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == deployment["inputs"]["metadata"]["name"]

