@@ -3,7 +3,7 @@
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import Alarms, AlarmsArgs, Thresholds, member_cluster_ids
+from components.alarms import Alarms, AlarmsArgs, ModelThresholds, Thresholds, member_cluster_ids
 from components.backup_replication import BackupReplication, BackupReplicationArgs
 from components.cache import Cache, CacheArgs
 from components.cluster import AddonVersionsSpec, Cluster, ClusterArgs, NodeGroupSpec
@@ -11,6 +11,7 @@ from components.config import NatStrategy, load_stack_config
 from components.database import Database, DatabaseArgs
 from components.endpoints import SERVICES, Endpoints, EndpointsArgs
 from components.keys import PLATFORM_PURPOSES, Keys, KeysArgs
+from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.scoring_app import Resources, ScoringApp, ScoringAppArgs
@@ -280,8 +281,27 @@ app = ScoringApp(
     ),
 )
 resolve_service_role_arn(app.service_account_role_arn)
+# Models are read by the scoring service's role (which also gets the reader IAM policy) and
+# fraudstack:modelStore.readerRoleArns; written only by modelStore.writerRoleArns.
+model_store = ModelStore(
+    "model-store",
+    ModelStoreArgs(
+        name_prefix=name_prefix,
+        account_id=account_id,
+        kms_key_arn=keys.key_arns["models"],
+        reader_role_arns=list(cfg.model_store.reader_role_arns),
+        service_role_arn=app.service_account_role_arn,
+        writer_role_arns=list(cfg.model_store.writer_role_arns),
+        noncurrent_version_days=cfg.model_store.noncurrent_version_days,
+        keep_noncurrent_versions=cfg.model_store.keep_noncurrent_versions,
+        access_log_days=cfg.model_store.access_log_days,
+        force_destroy=cfg.model_store.force_destroy,
+        tags=tags,
+    ),
+)
 
 limits = cfg.alarms
+monitoring = cfg.model_monitoring
 alarms = Alarms(
     "alarms",
     AlarmsArgs(
@@ -315,6 +335,15 @@ alarms = Alarms(
         email=limits.email,
         period_seconds=limits.period_seconds,
         evaluation_periods=limits.evaluation_periods,
+        model=ModelThresholds(
+            score_psi=monitoring.score_psi,
+            feature_psi=monitoring.feature_psi,
+            decline_precision=monitoring.decline_precision,
+            decline_recall=monitoring.decline_recall,
+            review_precision=monitoring.review_precision,
+            review_recall=monitoring.review_recall,
+            evaluation_hours=monitoring.evaluation_hours,
+        ) if monitoring.enabled else None,
         tags=tags,
     ),
 )
@@ -360,6 +389,11 @@ pulumi.export("repositoryUrl", registry.repository_url)
 pulumi.export("alarmTopicArn", alarms.topic_arn)
 pulumi.export("alarmNames", [a.name for a in alarms.alarms.values()])
 pulumi.export("dashboardName", alarms.dashboard.dashboard_name)
+pulumi.export("modelStoreBucket", model_store.bucket_name)
+pulumi.export("modelStoreBucketArn", model_store.bucket_arn)
+pulumi.export("modelStoreLogBucket", model_store.log_bucket_name)
+pulumi.export("modelStoreUri", model_store.bucket_name.apply(lambda b: f"s3://{b}"))
+pulumi.export("modelStoreReaderPolicy", model_store.reader_policy_json)
 pulumi.export("appNamespace", app_cfg.namespace)
 pulumi.export("appImage", app.image)
 pulumi.export("appServiceAccountRoleArn", app.service_account_role_arn)

@@ -59,13 +59,19 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = load_settings()
+        from app.lifecycle import load_lifecycle_settings
+
+        store = load_lifecycle_settings().model_store
     except SettingsError as exc:
         print(f"fraudstack: invalid configuration: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    model_dir, demo = ensure_model(settings)
-    os.environ["FRAUDSTACK_MODEL_DIR"] = str(model_dir)
+    if store is None:  # with a model store the version comes from the store (app.lifecycle), no demo model
+        model_dir, demo = ensure_model(settings)
+        os.environ["FRAUDSTACK_MODEL_DIR"] = str(model_dir)
+    else:
+        demo = False
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fraudstack-metrics-")
     for line in notices(settings, demo, args.workers):

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from app import cloudwatch, metrics
+from app import cloudwatch, lifecycle, metrics
 from app.errors import InvalidRequest, NotFound, NotReady, UnsupportedMediaType, from_validation_error, install_handlers
 from app.schemas import BatchRequest, BatchResponse, Feedback, FeedbackResponse, InferRequest, ScoreResponse, Transaction
 from app.security import EdgeMiddleware
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await service.start()
+        await models.start()  # model from the store, then Service.start (app.lifecycle)
         publisher = cloudwatch.from_settings(settings)
         if publisher is not None:
             publisher.start()
@@ -94,13 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if publisher is not None:
                 await publisher.stop()
-            await service.stop()
+            await models.stop()
 
     app = FastAPI(title="fraudstack scoring service", version="1.0.0", lifespan=lifespan,
                   description="Real-time fraud scoring: ONNX model, Redis velocity features, PostgreSQL audit trail. "
                               "Send your key in the X-API-Key header.")
     app.state.service = service
     install_handlers(app)
+    models = lifecycle.install(app, service)
 
     def _check_model(name: str) -> None:
         if name != settings.model_name:

@@ -89,6 +89,9 @@ class Service:
         self._slow_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bedrock")
         self._names: list[str] = []
         self._batcher = InferenceBatcher(self.model, self._pool, settings.reasons_top_k)
+        # Off-path consumers of every score (app.lifecycle: drift monitor, shadow scorer);
+        # each offer() is a bounded, non-blocking append.
+        self.observers: list[Any] = []
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -146,6 +149,20 @@ class Service:
             log.warning(self.transaction_error)
         metrics.MODEL_INFO.labels(self.model.version, self.model.sha256[:12]).set(1)
 
+    def swap_model(self, model: ScoringModel) -> None:
+        """Serve ``model`` from now on (app.lifecycle verifies it first; an unloaded one is loaded by ``start``).
+
+        Model and batcher change in one step on the event loop: a request holds the
+        pair it started with, so it finishes on the old model with the old thresholds.
+        """
+        old = self.model
+        self.model, self._batcher = model, InferenceBatcher(model, self._pool, self.settings.reasons_top_k)
+        if model.session is not None:
+            self._names, self.model_error = list(model.features), None
+            if old.session is not None:
+                metrics.MODEL_INFO.remove(old.version, old.sha256[:12])
+            metrics.MODEL_INFO.labels(model.version, model.sha256[:12]).set(1)
+
     async def stop(self) -> None:
         """Flush the audit trail, close connections, stop threads."""
         if self.audit is not None:
@@ -175,15 +192,17 @@ class Service:
         return self.model
 
     def _result(self, txn: Transaction, row: list[float], score: float, risk: int, decision: str,
-                reasons: list[tuple[int, float]], degraded: bool, timing: dict[str, float]) -> dict[str, Any]:
-        names = self._names
+                reasons: list[tuple[int, float]], degraded: bool, timing: dict[str, float],
+                model: ScoringModel | None = None) -> dict[str, Any]:
+        model = model or self.model
+        names = model.features
         return {
             "transaction_id": txn.transaction_id,
             "score": round(score, 6),
             "risk_score": risk,
             "decision": decision,
             "reasons": [{"feature": names[j], "value": round(row[j], 4), "impact": round(imp, 6)} for j, imp in reasons],
-            "model_version": self.model.version,
+            "model_version": model.version,
             "degraded": degraded,
             "narrative": None,
             "narrative_source": None,
@@ -205,6 +224,7 @@ class Service:
         t0 = time.perf_counter()
         received_at = _now_iso()
         model = self._ready_model()
+        batcher = self._batcher  # taken with the model, before any await: one consistent pair
         raw = txn.raw()
         assert self.velocity is not None
         velocity, degraded = await self.velocity.observe(raw)
@@ -212,14 +232,16 @@ class Service:
         from app.features import vectorize
 
         x = vectorize(raw, velocity)
-        score, reasons = await self._batcher.score(x)
+        score, reasons = await batcher.score(x)
         t2 = time.perf_counter()
         decision = model.thresholds.decide(score)
         metrics.DECISIONS.labels(decision).inc()
         metrics.SCORES.observe(score)
+        for observer in self.observers:
+            observer.offer(x, score, decision, model.version)
         row = x.tolist()
         result = self._result(txn, row, score, int(risk_score(score)), decision, reasons, degraded,
-                              {"velocity": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3)})
+                              {"velocity": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3)}, model)
         if result["decision"] == "review":
             await self._narrate(result, wait=narrative)
         total = (time.perf_counter() - t0) * 1000
@@ -277,7 +299,7 @@ class Service:
         per_item = (t2 - t0) * 1000 / len(txns)
         results = []
         for i, txn in enumerate(txns):
-            r = self._result(txn, rows[i], score_list[i], risks[i], decisions[i], reasons[i], observed[i][1], {})
+            r = self._result(txn, rows[i], score_list[i], risks[i], decisions[i], reasons[i], observed[i][1], {}, model)
             if decisions[i] == "review":
                 await self._narrate(r, wait=False)
             self._audit(r, rows[i], f"{base_hash}:{i}", key_id, per_item, received_at)
@@ -288,6 +310,8 @@ class Service:
                 metrics.DECISIONS.labels(outcome).inc(n)
         for sc in score_list:
             metrics.SCORES.observe(sc)
+        for observer in self.observers:
+            observer.offer_many(x, scores, decisions, model.version)
         total = (time.perf_counter() - t0) * 1000
         return {"results": results, "model_version": model.version,
                 "timing_ms": {"features": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3),

@@ -17,6 +17,14 @@ LATENCY_METRIC = "ScoringLatency"  # milliseconds, one value per scored request
 REQUESTS_METRIC = "Requests"  # count of HTTP requests answered
 ERRORS_5XX_METRIC = "Errors5xx"  # count of HTTP responses with a 5xx status
 
+# Model drift and quality, published by the service (app.monitoring) as embedded metric format.
+SCORE_PSI_METRIC = "ScorePSI"  # PSI of the score against model.json's training reference
+FEATURE_PSI_METRIC = "FeaturePSIMax"  # largest PSI among the monitored (top) features
+QUALITY_METRICS = {  # band -> (precision metric, recall metric), from /v1/feedback labels
+    "decline": ("DeclinePrecision", "DeclineRecall"),
+    "review": ("ReviewPrecision", "ReviewRecall"),
+}
+
 _GIB = 1024**3
 _MIB = 1024**2
 
@@ -40,6 +48,23 @@ class Thresholds:
     pod_restarts: int = 3
     service_p99_latency_ms: float = 50
     service_error_rate_percent: float = 1
+
+
+@dataclass(frozen=True)
+class ModelThresholds:
+    """Model drift and quality thresholds (``fraudstack:modelMonitoring``).
+
+    The review band means review-or-decline (everything the model flags), so its recall
+    is at least the decline band's.
+    """
+
+    score_psi: float = 0.25
+    feature_psi: float = 0.25
+    decline_precision: float = 0.5
+    decline_recall: float = 0.3
+    review_precision: float = 0.05
+    review_recall: float = 0.6
+    evaluation_hours: int = 6
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,8 @@ class AlarmsArgs:
     evaluation_periods: int = 3
     partition: str = "aws"
     tags: Mapping[str, str] = field(default_factory=dict)
+    model: ModelThresholds | None = None
+    """Model drift and quality alarms; None: none."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +230,37 @@ def alarm_specs(args: AlarmsArgs) -> list[_Spec]:
                    "label": "5xx rate (%)", "return_data": True},
               ]),
     ]
+    if args.model is not None:
+        specs += model_specs(args.model, service)
     return specs
+
+
+def model_specs(m: ModelThresholds, service: Mapping[str, pulumi.Input[str]]) -> list[_Spec]:
+    """Drift and quality alarms on hourly datapoints (``period`` and ``evaluation`` overridden).
+
+    No data is fine: PSI needs traffic and precision/recall need labels, which arrive
+    days after the decision.
+    """
+    specs = [
+        _Spec("model-score-psi", f"Model score distribution drifted: PSI above {m.score_psi}", "GreaterThanThreshold",
+              m.score_psi, SERVICE_METRIC_NAMESPACE, SCORE_PSI_METRIC, service, statistic="Maximum",
+              treat_missing_data="notBreaching"),
+        _Spec("model-feature-psi", f"Model input drifted: a monitored feature's PSI above {m.feature_psi}",
+              "GreaterThanThreshold", m.feature_psi, SERVICE_METRIC_NAMESPACE, FEATURE_PSI_METRIC, service,
+              statistic="Maximum", treat_missing_data="notBreaching"),
+    ]
+    for band, (precision, recall) in QUALITY_METRICS.items():
+        p_min, r_min = getattr(m, f"{band}_precision"), getattr(m, f"{band}_recall")
+        specs += [
+            _Spec(f"model-{band}-precision", f"Model {band} band precision below {p_min}", "LessThanThreshold", p_min,
+                  SERVICE_METRIC_NAMESPACE, precision, service, statistic="Minimum", treat_missing_data="notBreaching"),
+            _Spec(f"model-{band}-recall", f"Model {band} band recall below {r_min}", "LessThanThreshold", r_min,
+                  SERVICE_METRIC_NAMESPACE, recall, service, statistic="Minimum", treat_missing_data="notBreaching"),
+        ]
+    return specs
+
+
+MODEL_PERIOD_SECONDS = 3600
 
 
 class Alarms(pulumi.ComponentResource):
@@ -235,22 +292,25 @@ class Alarms(pulumi.ComponentResource):
             )
 
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+        model_keys = {s.key for s in model_specs(args.model, {})} if args.model is not None else set()
         for spec in alarm_specs(args):
             single = spec.queries is None
+            hourly = spec.key in model_keys
+            periods = args.model.evaluation_hours if hourly and args.model is not None else args.evaluation_periods
             self.alarms[spec.key] = aws.cloudwatch.MetricAlarm(
                 f"{name}-{spec.key}",
                 name=f"{args.name_prefix}-{spec.key}",
                 alarm_description=f"{spec.description}. Runbook: docs/runbooks.md#{runbook_anchor(spec.key)}",
                 comparison_operator=spec.comparison,
                 threshold=spec.threshold,
-                evaluation_periods=args.evaluation_periods,
-                datapoints_to_alarm=args.evaluation_periods,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
                 namespace=spec.namespace if single else None,
                 metric_name=spec.metric if single else None,
                 dimensions=dict(spec.dimensions) if single else None,
                 statistic=spec.statistic if single else None,
                 extended_statistic=spec.extended_statistic if single else None,
-                period=args.period_seconds if single else None,
+                period=(MODEL_PERIOD_SECONDS if hourly else args.period_seconds) if single else None,
                 metric_queries=list(spec.queries) if not single else None,
                 treat_missing_data=spec.treat_missing_data,
                 actions_enabled=True,

@@ -44,6 +44,7 @@ from components.cluster_config import (
     RegistryConfig,
     cluster_tier_problems,
 )
+from components.lifecycle_config import ModelMonitoringConfig, ModelStoreConfig
 
 NAMESPACE = "fraudstack"
 
@@ -385,6 +386,8 @@ class StackConfig(ConfigModel):
     cache: CacheConfig = Field(default_factory=CacheConfig, description="ElastiCache Redis velocity store.")
     secrets: SecretsConfig = Field(default_factory=SecretsConfig, description="Generated service secrets.")
     app: AppConfig = Field(default_factory=AppConfig, description="The scoring service on the cluster and its load balancer.")
+    model_store: ModelStoreConfig = Field(default_factory=ModelStoreConfig, description="S3 model store.")
+    model_monitoring: ModelMonitoringConfig = Field(default_factory=ModelMonitoringConfig, description="Model drift and quality alarms.")
 
     @field_validator("environment")
     @classmethod
@@ -527,6 +530,8 @@ def _data_tier(cfg: StackConfig) -> Iterable[tuple[str, str]]:
         yield "keys.deletionWindowDays", f"production needs the 30-day maximum, got {cfg.keys.deletion_window_days}"
     if cfg.secrets.recovery_window_days != 30:
         yield "secrets.recoveryWindowDays", f"production needs the 30-day maximum, got {cfg.secrets.recovery_window_days}"
+    if cfg.model_store.force_destroy:
+        yield "modelStore.forceDestroy", "production never lets destroy empty the model store"
 
 
 # --------------------------------------------------------------------------- loading

@@ -1,6 +1,6 @@
 """Customer-managed KMS keys, one per purpose, with explicit key policies.
 
-Each purpose (database, cache, secrets, logs, eks, ebs, ecr, sns) gets its own key so a
+Each purpose (database, cache, secrets, logs, eks, ebs, ecr, sns, models) gets its own key so a
 key can be disabled, audited or scheduled for deletion without touching the others, and
 so a role allowed to decrypt audit-trail snapshots cannot read, say, Kubernetes secrets.
 
@@ -33,6 +33,8 @@ PURPOSE_SERVICES: dict[str, tuple[str, ...]] = {
     "ebs": ("ec2",),
     "ecr": ("ecr",),
     "sns": ("sns",),
+    # S3 encrypts model artifacts with this key (SSE-KMS) on behalf of the caller.
+    "models": ("s3",),
 }
 
 #: Purposes whose key a role of ours calls directly, not through an AWS service: the EKS
@@ -53,6 +55,7 @@ PURPOSE_DESCRIPTIONS: dict[str, str] = {
     "ebs": "EBS volumes of the EKS worker nodes",
     "ecr": "ECR image repositories",
     "sns": "SNS alarm topics",
+    "models": "S3 model store (model artifacts, SSE-KMS)",
 }
 
 #: Key administration without any data-plane action (no Encrypt/Decrypt/GenerateDataKey).

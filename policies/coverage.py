@@ -20,8 +20,10 @@ REASONS: dict[str, str] = {
     "A66": "C: the CIS metric-filter alarms watch account-level CloudTrail events (root login, IAM/NACL changes); "
            "CloudTrail and its alarms belong to the account baseline, not to this workload stack.",
     "A90": "C: the stack creates no GitHub OIDC deploy role; CI credentials are configured outside the program.",
-    "A91": "C: the platform creates no S3 buckets and grants no s3:* (iam-no-wildcard-action and "
-           "iam-no-data-exfiltration still reject it).",
+    "A91": "C: the platform grants no s3:* (iam-no-wildcard-action and iam-no-data-exfiltration reject it); the "
+           "model store's bucket policy names its reader and writer roles (s3-policy-not-public).",
+    "A118": "C: model artifacts are rebuilt by the pipeline and the bucket is versioned with noncurrent versions "
+            "kept for roll-back; a second-region copy is a disaster-recovery choice of the account, not this stack.",
     "A92": "N: the stack creates no IAM users; workloads use roles (IRSA) only.",
     "A93": "N: MFA, password policy, access-key rotation and root-account hygiene are account settings, "
            "not resources of a workload stack.",

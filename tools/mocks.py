@@ -426,6 +426,14 @@ def _ecr_repository(m: FraudstackMocks, name: str, physical: str, inputs: dict) 
             "repositoryUrl": f"{m.account_id}.dkr.ecr.{m.region}.amazonaws.com/{physical}"}
 
 
+def _s3_bucket(m: FraudstackMocks, name: str, physical: str, inputs: dict) -> dict:
+    # Bucket names are global and their ARNs carry neither region nor account.
+    bucket = inputs.get("bucket") or physical
+    return {"__id__": bucket, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
+            "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+            "bucketRegionalDomainName": f"{bucket}.s3.{m.region}.amazonaws.com"}
+
+
 def _eks_cluster(m: FraudstackMocks, name: str, physical: str, inputs: dict) -> dict:
     ident = _hex("eks", name, length=32).upper()
     vpc = dict(inputs.get("vpcConfig") or {})
@@ -492,6 +500,7 @@ _OUTPUTS: dict[str, Callable[[FraudstackMocks, str, str, dict], dict]] = {
     "aws:sns/topic:Topic": _sns_topic,
     "aws:sns/topicSubscription:TopicSubscription": _sns_subscription,
     "aws:ecr/repository:Repository": _ecr_repository,
+    "aws:s3/bucket:Bucket": _s3_bucket,
     "aws:eks/cluster:Cluster": _eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
     "aws:eks/addon:Addon": _eks_addon,

@@ -20,12 +20,13 @@ from . import (
     logs,
     platform,
     rds,
+    s3,
     secrets,
     sns,
     vpc,
 )
 
-MODULES = [vpc, ec2, eks, rds, elasticache, kms, secrets, logs, sns, ecr, iam, platform,
+MODULES = [vpc, ec2, eks, rds, elasticache, kms, secrets, logs, sns, ecr, s3, iam, platform,
            kubernetes, kubernetes_ingress, kubernetes_rbac, kubernetes_stack]
 
 RULES: list[Rule] = [rule for module in MODULES for rule in module.RULES]

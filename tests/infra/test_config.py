@@ -101,7 +101,7 @@ INVALID = [
     ("staging", {"fraudstack:tags": {"team": 5}},
      "fraudstack:tags.team: Input should be a valid string (got 5)"),
     ("staging", {"fraudstack:azCount": "3"},
-     "fraudstack:azCount: unknown key (known keys: alarms, app, bedrock, cache, cluster, dataClassification, database, endpoints, environment, keys, network, owner, pciScope, region, registry, secrets, service, tags)"),
+     "fraudstack:azCount: unknown key (known keys: alarms, app, bedrock, cache, cluster, dataClassification, database, endpoints, environment, keys, modelMonitoring, modelStore, network, owner, pciScope, region, registry, secrets, service, tags)"),
 ]
 
 

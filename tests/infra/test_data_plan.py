@@ -64,7 +64,7 @@ def test_one_rotating_key_with_an_explicit_policy_per_purpose(plan):
     exp = EXPECTED[plan["stack"]]
     keys = {r["name"]: r for r in _of(plan, "aws:kms/key:Key", "keys")}
     assert set(keys) == {f"keys-{p}" for p in PLATFORM_PURPOSES}
-    assert set(PLATFORM_PURPOSES) == {"database", "cache", "secrets", "logs", "eks", "ebs", "ecr", "sns"}
+    assert set(PLATFORM_PURPOSES) == {"database", "cache", "secrets", "logs", "eks", "ebs", "ecr", "sns", "models"}
     for purpose in PLATFORM_PURPOSES:
         inputs = keys[f"keys-{purpose}"]["inputs"]
         assert _pick(inputs, ("enableKeyRotation", "rotationPeriodInDays", "deletionWindowInDays", "isEnabled", "keyUsage",
