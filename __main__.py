@@ -102,6 +102,9 @@ data_clients: dict[str, pulumi.Input[str]] = {"cluster-nodes": cluster.node_secu
 # The service's IRSA role is created with the app further down, after the data tier it
 # needs; its ARN reaches the secrets' policies through a deferred output.
 service_role_arn, resolve_service_role_arn = pulumi.deferred_output()
+# The model store needs that role too, and the Deployment needs the store's URI: the
+# URI reaches the app the same way.
+model_store_uri, resolve_model_store_uri = pulumi.deferred_output()
 secret_readers: list[pulumi.Input[str]] = [*cfg.secrets.reader_role_arns, service_role_arn]
 
 secrets = Secrets(
@@ -277,6 +280,7 @@ app = ScoringApp(
         monitoring_namespace=app_cfg.monitoring_namespace,
         prometheus_version=app_cfg.prometheus_version,
         prometheus_adapter_version=app_cfg.prometheus_adapter_version,
+        model_store_uri=model_store_uri,
         tags=tags,
     ),
 )
@@ -299,6 +303,7 @@ model_store = ModelStore(
         tags=tags,
     ),
 )
+resolve_model_store_uri(model_store.bucket_name.apply(lambda b: f"s3://{b}"))
 
 limits = cfg.alarms
 monitoring = cfg.model_monitoring
@@ -392,7 +397,7 @@ pulumi.export("dashboardName", alarms.dashboard.dashboard_name)
 pulumi.export("modelStoreBucket", model_store.bucket_name)
 pulumi.export("modelStoreBucketArn", model_store.bucket_arn)
 pulumi.export("modelStoreLogBucket", model_store.log_bucket_name)
-pulumi.export("modelStoreUri", model_store.bucket_name.apply(lambda b: f"s3://{b}"))
+pulumi.export("modelStoreUri", model_store_uri)
 pulumi.export("modelStoreReaderPolicy", model_store.reader_policy_json)
 pulumi.export("appNamespace", app_cfg.namespace)
 pulumi.export("appImage", app.image)

@@ -333,7 +333,12 @@ class ModelManager:
             return None
         version = self.store.read_pointer("active")
         if version is None:
-            raise StoreError("the model store has no 'active' pointer and FRAUDSTACK_MODEL_VERSION is unset")
+            # A new stack's store is empty until the first `python -m app.lifecycle promote`:
+            # serve the configured directory (the image's model) meanwhile; the pointer poll
+            # moves every worker to the promoted version. An unreadable store still fails.
+            log.warning("model store has no 'active' pointer yet: serving %s until a version is promoted",
+                        self.service.settings.model_dir)
+            return None
         return version
 
     def fetch(self, version: str) -> Path:

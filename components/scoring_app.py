@@ -160,6 +160,10 @@ class ScoringAppArgs:
     """Helm chart version of ``prometheus`` (server only)."""
     prometheus_adapter_version: str = "4.11.0"
     """Helm chart version of ``prometheus-adapter``."""
+    model_store_uri: pulumi.Input[str] | None = None
+    """``s3://<bucket>`` of the model store: the service loads the version its ``active``
+    pointer names and follows the pointer (FRAUDSTACK_MODEL_STORE, app/lifecycle.py).
+    None: the model baked into the image."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Required tags; AWS children add their own ``Name``, the ALB gets them through the controller."""
     wait_for: Sequence[pulumi.Resource] = ()
@@ -453,7 +457,8 @@ class ScoringApp(pulumi.ComponentResource):
             pulumi.Output.all(args.cache_address, args.cache_port).apply(lambda v: redis_url(v[0], v[1])),
             pulumi.Output.all(**args.secret_arns),
             args.database_secret_arn,
-        ).apply(lambda v: environment(args, v[0], v[1], v[2], v[3]))
+            args.model_store_uri,
+        ).apply(lambda v: environment(args, v[0], v[1], v[2], v[3], model_store=v[4]))
         volumes = [
             {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
             {"name": "data", "emptyDir": {"sizeLimit": "512Mi"}},

@@ -168,7 +168,8 @@ def database_url(username: str, address: str, port: int, database: str) -> str:
 
 
 def environment(
-    args: ScoringAppArgs, database: str, cache: str, secrets: Mapping[str, str], database_secret: str
+    args: ScoringAppArgs, database: str, cache: str, secrets: Mapping[str, str], database_secret: str,
+    model_store: str | None = None,
 ) -> list[dict[str, str]]:
     """The container's environment: the service's ``FRAUDSTACK_*`` settings (app/settings.py).
 
@@ -198,6 +199,8 @@ def environment(
     }
     if args.signed_requests:
         env["FRAUDSTACK_HMAC_SECRET_ID"] = secrets["hmac-signing-key"]
+    if model_store:
+        env["FRAUDSTACK_MODEL_STORE"] = model_store
     return [{"name": k, "value": v} for k, v in env.items()]
 
 

@@ -162,6 +162,7 @@ def test_environment_comes_from_the_data_tier_outputs_and_holds_no_credential(st
         "FRAUDSTACK_BEDROCK_MODEL_ID": "eu.anthropic.claude-3-haiku-20240307-v1:0",
         "FRAUDSTACK_CLOUDWATCH_NAMESPACE": "fraudstack",
         "FRAUDSTACK_CLOUDWATCH_SERVICE": "scoring-api",
+        "FRAUDSTACK_MODEL_STORE": f"s3://{out['modelStoreBucket']}",
         "AWS_REGION": "eu-west-1",
         "AWS_STS_REGIONAL_ENDPOINTS": "regional",
         "TMPDIR": "/tmp",
@@ -184,7 +185,10 @@ def test_every_variable_is_a_service_setting_or_a_credential_secret_it_reads():
     from app.credentials import SECRET_VARIABLES
     from app.settings import Settings
 
-    known = {f"FRAUDSTACK_{name.upper()}" for name in Settings.model_fields} | set(SECRET_VARIABLES)
+    from app.lifecycle import LifecycleSettings
+
+    known = {f"FRAUDSTACK_{name.upper()}" for name in (*Settings.model_fields, *LifecycleSettings.model_fields)}
+    known |= set(SECRET_VARIABLES)
     names = {n for n in env(plan("staging")) if n.startswith("FRAUDSTACK_")}
     assert names <= known, names - known
     assert set(SECRET_VARIABLES) <= names

@@ -241,3 +241,30 @@ def test_every_worker_follows_the_active_pointer(make_app: Any, store: LocalMode
     assert seen == ["v1", "v2", "v2", "v1"]
     assert refused == "v3"
     assert last_error is None
+
+
+def test_an_empty_store_serves_the_configured_model_until_a_version_is_promoted(
+        model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new stack's bucket has no pointer yet: the image's model serves, the poll then follows the pointer."""
+    from app.main import create_app
+    from app.settings import Settings
+
+    empty = LocalModelStore(tmp_path / "empty-store")
+    empty.upload("v2", model_dirs["v2"])
+    monkeypatch.setenv("FRAUDSTACK_MODEL_STORE", str(empty.root))
+    monkeypatch.setenv("FRAUDSTACK_MODEL_POLL_SECONDS", "0.05")
+    app = create_app(Settings(environment="development", api_keys=[CLIENT_KEY], model_dir=model_dirs["v1"],
+                              data_dir=tmp_path / "data", audit_flush_ms=10))
+
+    async def body(client: httpx.AsyncClient) -> Any:
+        ready = await client.get("/health/ready")
+        first = (ready.status_code, ready.json()["model"]["version"])
+        empty.write_pointer("active", "v2", file_sha256(model_dirs["v2"] / "model.onnx"))
+        for _ in range(200):
+            now = (await client.get("/health/ready")).json()["model"]["version"]
+            if now == "v2":
+                break
+            await asyncio.sleep(0.01)
+        return first, now
+
+    assert asyncio.run(_with_client(app, body)) == ((200, "v1"), "v2")
