@@ -1,0 +1,212 @@
+"""The ONNX model: loaded once, verified against model.json, scored off the event loop.
+
+Reasons come from the model itself: a feature's impact is the change in score
+when that feature alone is replaced by its reference value (model.json). All
+those counterfactual rows of a request, or of a whole batch, go through one
+``InferenceSession.run`` call, so explanations cost one batched inference rather
+than F separate ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger("fraudstack.model")
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory is missing, corrupt or does not match its checksum."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Score cut-offs: ``score >= decline`` declines, ``score >= review`` goes to review."""
+
+    review: float
+    decline: float
+
+    def decide(self, score: float) -> str:
+        """Map a probability to approve/review/decline."""
+        if score >= self.decline:
+            return "decline"
+        if score >= self.review:
+            return "review"
+        return "approve"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _reference_values(meta: dict[str, Any], features: list[str]) -> np.ndarray:
+    # model.json keeps one reference value per feature (the training median, say).
+    ref = meta.get("reference")
+    if isinstance(ref, dict) and isinstance(ref.get("medians"), dict):
+        ref = ref["medians"]
+    if isinstance(ref, dict):
+        missing = [f for f in features if f not in ref]
+        if missing:
+            raise ModelLoadError(f"model.json: reference values missing for {missing[:5]}")
+        return np.asarray([float(ref[f]) for f in features], dtype=np.float32)
+    if isinstance(ref, list) and len(ref) == len(features):
+        return np.asarray(ref, dtype=np.float32)
+    raise ModelLoadError("model.json: no per-feature reference values ('reference': {'medians': {...}})")
+
+
+class ScoringModel:
+    """One ONNX model directory (model.onnx + model.json)."""
+
+    def __init__(self, model_dir: Path, threads: int = 1, review: float | None = None, decline: float | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        self._threads = threads
+        self._override = (review, decline)
+        self.session: ort.InferenceSession | None = None
+        self.features: list[str] = []
+        self.version = "unloaded"
+        self.sha256 = ""
+        self.thresholds = Thresholds(0.5, 0.9)
+        self.reference = np.zeros(0, dtype=np.float32)
+        self.metadata: dict[str, Any] = {}
+        self._input = ""
+
+    @property
+    def n_features(self) -> int:
+        """Width of the input vector."""
+        return len(self.features)
+
+    def load(self) -> None:
+        """Read model.json, verify model.onnx's SHA-256 and create the session (once)."""
+        meta_path, onnx_path = self.model_dir / "model.json", self.model_dir / "model.onnx"
+        for p in (meta_path, onnx_path):
+            if not p.is_file():
+                raise ModelLoadError(f"{p} does not exist")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(f"{meta_path} is not valid JSON: {exc}") from None
+        for key in ("features", "version", "sha256", "thresholds"):
+            if key not in meta:
+                raise ModelLoadError(f"{meta_path}: missing key '{key}'")
+        actual = file_sha256(onnx_path)
+        if actual != str(meta["sha256"]).lower():
+            raise ModelLoadError(f"{onnx_path}: SHA-256 {actual[:12]}... does not match model.json ({str(meta['sha256'])[:12]}...)")
+        features = [str(f) for f in meta["features"]]
+        th = meta["thresholds"]
+        review = self._override[0] if self._override[0] is not None else float(th["review"])
+        decline = self._override[1] if self._override[1] is not None else float(th["decline"])
+        if not 0 <= review <= decline <= 1:
+            raise ModelLoadError(f"thresholds must satisfy 0 <= review ({review}) <= decline ({decline}) <= 1")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self._threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt files
+            raise ModelLoadError(f"{onnx_path} cannot be loaded by ONNX Runtime: {str(exc)[:200]}") from None
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelLoadError(f"model.onnx has {len(inputs)} inputs; expected one float32 [N, F]")
+        shape = inputs[0].shape
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != len(features)):
+            raise ModelLoadError(f"model.onnx input shape {shape} does not match {len(features)} features in model.json")
+        if "probabilities" not in {o.name for o in session.get_outputs()}:
+            raise ModelLoadError("model.onnx has no 'probabilities' output")
+        self.reference = _reference_values(meta, features)
+        self.session, self.features, self.metadata = session, features, meta
+        self._input = inputs[0].name
+        self.version, self.sha256 = str(meta["version"]), actual
+        self.thresholds = Thresholds(review, decline)
+        # Warm-up: the first run allocates arenas; pay that before traffic arrives.
+        self.probabilities(np.tile(self.reference, (4, 1)))
+        log.info("model %s loaded from %s (%d features, sha256 %s...)", self.version, self.model_dir, len(features), actual[:12])
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Raw ``[N, 2]`` class probabilities for a float32 ``[N, F]`` matrix (call from a worker thread)."""
+        assert self.session is not None, "model not loaded"
+        return self.session.run(["probabilities"], {self._input: x})[0]
+
+    def score_with_reasons(self, x: np.ndarray, top_k: int) -> tuple[np.ndarray, list[list[tuple[int, float]]]]:
+        """Fraud probability per row and its top ``top_k`` risk-raising features as (index, impact).
+
+        One ONNX run scores each row and its counterfactuals (feature j set to its
+        reference value); impact_j = score - counterfactual score. Features already
+        at their reference value have impact 0 and get no counterfactual row.
+        """
+        n, f = x.shape
+        if top_k == 0:
+            return self.probabilities(x)[:, 1].astype(np.float64), [[] for _ in range(n)]
+        ii, jj = np.nonzero(x != self.reference)
+        cf = x[ii]
+        cf[np.arange(len(ii)), jj] = self.reference[jj]
+        p = self.probabilities(np.concatenate([x, cf]) if len(ii) else x)[:, 1].astype(np.float64)
+        scores = p[:n]
+        impact = np.zeros((n, f))
+        impact[ii, jj] = scores[ii] - p[n:]
+        k = min(top_k, f)
+        top = np.argpartition(-impact, k - 1, axis=1)[:, :k] if k < f else np.tile(np.arange(f), (n, 1))
+        reasons: list[list[tuple[int, float]]] = []
+        for i in range(n):
+            row = impact[i]
+            chosen = sorted(top[i].tolist(), key=lambda j: -row[j])
+            reasons.append([(j, float(row[j])) for j in chosen if row[j] > 0])
+        return scores, reasons
+
+
+class InferenceBatcher:
+    """Coalesces concurrent single scores into one ONNX run in a worker thread.
+
+    At most one batch is in flight; requests arriving meanwhile wait for the next
+    one. Under load this turns many thread hand-offs into one, and never blocks the
+    event loop; with a single request it costs one hand-off, as a plain executor would.
+    """
+
+    def __init__(self, model: ScoringModel, executor: Any, top_k: int, max_rows: int = 256) -> None:
+        self.model, self.executor, self.top_k, self.max_rows = model, executor, top_k, max_rows
+        self._pending: list[tuple[np.ndarray, Any]] = []
+        self._running = False
+
+    async def score(self, x: np.ndarray) -> tuple[float, list[tuple[int, float]]]:
+        """Score one float32 feature vector; returns (score, reasons)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((x, fut))
+        if not self._running:
+            self._running = True
+            self._launch()
+        return await fut
+
+    def _launch(self) -> None:
+        batch, self._pending = self._pending[:self.max_rows], self._pending[self.max_rows:]
+        matrix = np.stack([row for row, _ in batch])
+        job = asyncio.get_running_loop().run_in_executor(self.executor, self.model.score_with_reasons, matrix, self.top_k)
+        job.add_done_callback(lambda done: self._finish(batch, done))
+
+    def _finish(self, batch: list[tuple[np.ndarray, Any]], done: Any) -> None:
+        exc = done.exception()
+        if exc is None:
+            scores, reasons = done.result()
+        for i, (_, fut) in enumerate(batch):
+            if fut.done():  # the caller went away (client disconnect)
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result((float(scores[i]), reasons[i]))
+        if self._pending:
+            self._launch()
+        else:
+            self._running = False

@@ -1,0 +1,356 @@
+"""The running service: dependencies wired once at start-up, and the scoring path.
+
+Routes in ``app.main`` stay thin and call into ``Service``. The scoring path:
+velocity features (one Redis round trip, or degraded defaults) -> feature vector
+(``app.features.vectorize``, the one definition shared with training) -> ONNX in a
+worker thread (scores and reasons in one run) -> decision -> audit record queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from app import metrics
+from app.audit import AuditWriter, PostgresSink, SqliteSink, Spool
+from app.errors import InvalidRequest, NotReady
+from app.explain import Explainer
+from app.keys import key_digests
+from app.risk import risk_score
+from app.model import InferenceBatcher, ModelLoadError, ScoringModel
+from app.schemas import Feedback, Transaction
+from app.security import KeyRing, NonceStore, RateLimiter, RedisGuard, SignatureVerifier, fingerprint
+from app.settings import Settings
+
+log = logging.getLogger("fraudstack.service")
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class Velocity:
+    """Velocity features with a fallback: any store failure scores degraded and backs off."""
+
+    def __init__(self, store: Any, guard: RedisGuard | None) -> None:
+        self.store, self.guard = store, guard
+
+    async def observe(self, txn: dict[str, Any]) -> tuple[dict[str, float], bool]:
+        """(features, degraded). Degraded returns ``{}`` so ``vectorize`` applies its defaults."""
+        if self.guard is not None and not self.guard.usable:
+            metrics.DEGRADED.inc()
+            return {}, True
+        try:
+            return await self.store.observe(txn), False
+        except Exception as exc:  # VelocityUnavailable, redis errors, timeouts: all mean "score without"
+            metrics.DEGRADED.inc()
+            if self.guard is not None:
+                self.guard.failed()  # counts the error too
+            else:
+                metrics.VELOCITY_ERRORS.inc()
+            log.warning("velocity store failed (%s); scoring degraded", type(exc).__name__)
+            return {}, True
+
+
+class Service:
+    """Everything a request needs, created once per worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model = ScoringModel(settings.model_dir or settings.data_dir / "demo-model", settings.inference_threads,
+                                  settings.threshold_review, settings.threshold_decline)
+        self.model_error: str | None = "model not loaded yet"
+        self.redis: Any = None
+        self.guard = RedisGuard(None, settings.redis_retry_seconds)
+        self.velocity: Velocity | None = None
+        self.audit: AuditWriter | None = None
+        self.keyring = KeyRing([])
+        self.limiter: RateLimiter | None = None
+        self.verifier: SignatureVerifier | None = None
+        self.explainer = Explainer()
+        # ONNX Runtime releases the GIL: inference in these threads leaves the event loop free.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx")
+        self._slow_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bedrock")
+        self._names: list[str] = []
+        self._batcher = InferenceBatcher(self.model, self._pool, settings.reasons_top_k)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Load the model, connect dependencies, start the audit writer."""
+        s = self.settings
+        self.keyring = KeyRing(await asyncio.to_thread(key_digests, s))
+        await asyncio.to_thread(self._load_model)
+        from app.velocity import MemoryVelocityStore, RedisVelocityStore
+
+        if s.redis_url:
+            import redis.asyncio as aioredis
+
+            timeout = s.redis_timeout_ms / 1000.0
+            self.redis = aioredis.from_url(s.redis_url, socket_timeout=timeout, socket_connect_timeout=max(timeout, 0.2),
+                                           health_check_interval=0, retry_on_timeout=False)
+            self.guard = RedisGuard(self.redis, s.redis_retry_seconds)
+            self.velocity = Velocity(RedisVelocityStore(self.redis, key_prefix=f"{s.redis_key_prefix}vel", timeout=timeout), self.guard)
+        else:
+            self.velocity = Velocity(MemoryVelocityStore(), None)
+        self.limiter = RateLimiter(self.guard, s.redis_key_prefix, s.rate_limit_per_second)
+        if s.hmac_secret:
+            self.verifier = SignatureVerifier(s.hmac_secret, s.hmac_window_seconds,
+                                              NonceStore(self.guard, s.redis_key_prefix, s.hmac_window_seconds))
+        sink: Any
+        if s.database_url:
+            sink = PostgresSink(s.database_url, s.database_schema)
+        else:
+            sink = await asyncio.to_thread(SqliteSink, s.data_dir / "audit.sqlite3")
+        self.audit = AuditWriter(sink, Spool(s.data_dir / "spool"), s.audit_batch_size, s.audit_flush_ms, s.audit_retry_seconds)
+        self.audit.start()
+        self.explainer = Explainer.from_settings(s.bedrock_region, s.bedrock_model_id, s.bedrock_timeout_seconds)
+
+    def _load_model(self) -> None:
+        try:
+            self.model.load()
+        except ModelLoadError as exc:
+            # Not ready with a clear reason, rather than a crash loop.
+            self.model_error = str(exc)
+            log.error("model not loaded: %s", exc)
+            return
+        self.model_error = None
+        self._names = list(self.model.features)
+        from app.features import FEATURE_NAMES
+
+        if tuple(self._names) != tuple(FEATURE_NAMES):
+            self.model_error = "model.json features differ from app.features.FEATURE_NAMES (model built by another feature version)"
+            log.error(self.model_error)
+            return
+        metrics.MODEL_INFO.labels(self.model.version, self.model.sha256[:12]).set(1)
+
+    async def stop(self) -> None:
+        """Flush the audit trail, close connections, stop threads."""
+        if self.audit is not None:
+            await self.audit.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+        self._pool.shutdown(wait=True)
+        self._slow_pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ security
+    async def authenticate(self, headers: Any, body: bytes) -> str:
+        """Key id of the caller after key, signature and rate-limit checks."""
+        key_id = self.keyring.identify(headers.get("x-api-key"))
+        if self.verifier is not None:
+            await self.verifier.verify(headers, body)
+        if self.limiter is not None:
+            await self.limiter.check(key_id)
+        return key_id
+
+    # ------------------------------------------------------------------ scoring
+    def _ready_model(self) -> ScoringModel:
+        if self.model_error is not None:
+            raise NotReady(f"model not ready: {self.model_error}", field="model")
+        return self.model
+
+    def _result(self, txn: Transaction, row: list[float], score: float, risk: int, decision: str,
+                reasons: list[tuple[int, float]], degraded: bool, timing: dict[str, float]) -> dict[str, Any]:
+        names = self._names
+        return {
+            "transaction_id": txn.transaction_id,
+            "score": round(score, 6),
+            "risk_score": risk,
+            "decision": decision,
+            "reasons": [{"feature": names[j], "value": round(row[j], 4), "impact": round(imp, 6)} for j, imp in reasons],
+            "model_version": self.model.version,
+            "degraded": degraded,
+            "narrative": None,
+            "narrative_source": None,
+            "timing_ms": timing,
+        }
+
+    def _audit(self, result: dict[str, Any], row: list[float], request_hash: str, key_id: str, latency_ms: float,
+               received_at: str) -> None:
+        assert self.audit is not None
+        self.audit.submit_decision({
+            "transaction_id": result["transaction_id"], "request_hash": request_hash, "received_at": received_at,
+            "api_key_id": key_id, "model_version": result["model_version"], "score": result["score"],
+            "risk_score": result["risk_score"], "decision": result["decision"], "degraded": result["degraded"],
+            "reasons": result["reasons"], "features": row, "latency_ms": round(latency_ms, 3),
+        })
+
+    async def score(self, txn: Transaction, body: bytes, key_id: str, narrative: bool = False) -> dict[str, Any]:
+        """Score one transaction and queue its audit record."""
+        t0 = time.perf_counter()
+        received_at = _now_iso()
+        model = self._ready_model()
+        raw = txn.raw()
+        assert self.velocity is not None
+        velocity, degraded = await self.velocity.observe(raw)
+        t1 = time.perf_counter()
+        from app.features import vectorize
+
+        x = vectorize(raw, velocity)
+        score, reasons = await self._batcher.score(x)
+        t2 = time.perf_counter()
+        decision = model.thresholds.decide(score)
+        metrics.DECISIONS.labels(decision).inc()
+        metrics.SCORES.observe(score)
+        row = x.tolist()
+        result = self._result(txn, row, score, int(risk_score(score)), decision, reasons, degraded,
+                              {"velocity": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3)})
+        if result["decision"] == "review":
+            await self._narrate(result, wait=narrative)
+        total = (time.perf_counter() - t0) * 1000
+        result["timing_ms"]["total"] = round(total, 3)
+        self._audit(result, row, hashlib.sha256(body).hexdigest(), key_id, total, received_at)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("scored %s: %s %.4f card=%s device=%s ip=%s degraded=%s", txn.transaction_id, result["decision"], score,
+                      fingerprint(txn.card_token), fingerprint(txn.device_id), fingerprint(txn.ip_address), degraded)
+        return result
+
+    async def _narrate(self, result: dict[str, Any], wait: bool) -> None:
+        """Review decisions only: a template at once, or Bedrock when the caller asked to wait for it."""
+        if wait and self.explainer.client is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                text, source = await asyncio.wait_for(
+                    loop.run_in_executor(self._slow_pool, self.explainer.narrative, result["reasons"], result["score"]),
+                    timeout=self.settings.bedrock_timeout_seconds + 0.5)
+            except TimeoutError:
+                self.explainer.breaker.failure()
+                from app.explain import redact, template_narrative
+
+                text, source = template_narrative(redact(result["reasons"]), result["score"]), "template"
+        else:
+            from app.explain import redact, template_narrative
+
+            text, source = template_narrative(redact(result["reasons"]), result["score"]), "template"
+        metrics.NARRATIVES.labels(source).inc()
+        result["narrative"], result["narrative_source"] = text, source
+
+    async def score_batch(self, txns: list[Transaction], body: bytes, key_id: str, with_reasons: bool = True) -> dict[str, Any]:
+        """Score many transactions as one model batch (velocity observed in request order)."""
+        t0 = time.perf_counter()
+        received_at = _now_iso()
+        model = self._ready_model()
+        if len(txns) > self.settings.max_batch_size:
+            raise InvalidRequest(f"transactions: at most {self.settings.max_batch_size} per batch (got {len(txns)})",
+                                 field="transactions")
+        from app.features import vectorize
+
+        raws = [t.raw() for t in txns]
+        observed = await self._observe_many(raws)
+        x = np.stack([vectorize(raw, vel) for raw, (vel, _) in zip(raws, observed)])
+        t1 = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        top_k = self.settings.reasons_top_k if with_reasons else 0
+        scores, reasons = await loop.run_in_executor(self._pool, model.score_with_reasons, x, top_k)
+        t2 = time.perf_counter()
+        th = model.thresholds
+        decisions = np.where(scores >= th.decline, "decline", np.where(scores >= th.review, "review", "approve")).tolist()
+        risks = risk_score(scores).tolist()
+        rows = x.tolist()
+        score_list = scores.tolist()
+        base_hash = hashlib.sha256(body).hexdigest()
+        per_item = (t2 - t0) * 1000 / len(txns)
+        results = []
+        for i, txn in enumerate(txns):
+            r = self._result(txn, rows[i], score_list[i], risks[i], decisions[i], reasons[i], observed[i][1], {})
+            if decisions[i] == "review":
+                await self._narrate(r, wait=False)
+            self._audit(r, rows[i], f"{base_hash}:{i}", key_id, per_item, received_at)
+            results.append(r)
+        for outcome in ("approve", "review", "decline"):
+            n = decisions.count(outcome)
+            if n:
+                metrics.DECISIONS.labels(outcome).inc(n)
+        for sc in score_list:
+            metrics.SCORES.observe(sc)
+        total = (time.perf_counter() - t0) * 1000
+        return {"results": results, "model_version": model.version,
+                "timing_ms": {"features": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3),
+                              "total": round(total, 3)}}
+
+    async def _observe_many(self, raws: list[dict[str, Any]]) -> list[tuple[dict[str, float], bool]]:
+        assert self.velocity is not None
+        store = self.velocity.store
+        many = getattr(store, "observe_many", None)
+        if many is None and self.redis is not None and hasattr(store, "_keys_args"):
+            many = self._redis_observe_many
+        if many is not None and (self.velocity.guard is None or self.velocity.guard.usable):
+            try:
+                return [(v, False) for v in await many(raws)]
+            except Exception as exc:
+                if self.velocity.guard is not None:
+                    self.velocity.guard.failed()
+                else:
+                    metrics.VELOCITY_ERRORS.inc()
+                log.warning("velocity store failed (%s); batch scored degraded", type(exc).__name__)
+                metrics.DEGRADED.inc(len(raws))
+                return [({}, True)] * len(raws)
+        return [await self.velocity.observe(raw) for raw in raws]
+
+    async def _redis_observe_many(self, raws: list[dict[str, Any]]) -> list[dict[str, float]]:
+        """All of a batch's velocity scripts in one pipelined round trip, in request order.
+
+        Redis runs the scripts one after the other, so each transaction still sees
+        the batch's earlier ones exactly as with sequential ``observe`` calls.
+        TODO(model branch): replace with ``RedisVelocityStore.observe_many`` once it exists.
+        """
+        from app.features import VELOCITY_FEATURES
+
+        store = self.velocity.store  # type: ignore[union-attr]
+        pipe = self.redis.pipeline(transaction=False)
+        for raw in raws:
+            keys, args = store._keys_args(raw)
+            await store._script(keys=keys, args=args, client=pipe)
+        replies = await asyncio.wait_for(pipe.execute(), timeout=max(1.0, self.settings.redis_timeout_ms / 1000 * 20))
+        out = []
+        for reply in replies:
+            values = (reply.decode() if isinstance(reply, bytes) else str(reply)).split(",")
+            if len(values) != len(VELOCITY_FEATURES):
+                raise RuntimeError("velocity script returned an unexpected number of values")
+            out.append({name: float(v) for name, v in zip(VELOCITY_FEATURES, values)})
+        return out
+
+    async def infer(self, matrix: np.ndarray) -> np.ndarray:
+        """Raw probabilities for an already-built feature matrix (Open Inference Protocol)."""
+        model = self._ready_model()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, model.probabilities, matrix)
+
+    def feedback(self, fb: Feedback, body: bytes, key_id: str) -> None:
+        """Queue a confirmed outcome for the audit store."""
+        assert self.audit is not None
+        received = _now_iso()
+        self.audit.submit_feedback({
+            "feedback_hash": hashlib.sha256(body).hexdigest(), "transaction_id": fb.transaction_id,
+            "outcome": fb.outcome, "reported_at": fb.reported_at.isoformat() if fb.reported_at else received,
+            "source": fb.source, "note": fb.note, "api_key_id": key_id, "received_at": received,
+        })
+
+    # ------------------------------------------------------------------ health
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, details): ready means the model is loaded and its checksum verified."""
+        redis_state = "in-process"
+        if self.redis is not None:
+            try:
+                await asyncio.wait_for(self.redis.ping(), timeout=0.25)
+                redis_state = "up"
+            except Exception:
+                redis_state = "down (scoring degraded)"
+        audit = self.audit
+        details: dict[str, Any] = {
+            "model": {"loaded": self.model_error is None, "version": self.model.version,
+                      "sha256": self.model.sha256 or None, "error": self.model_error},
+            "velocity_store": redis_state,
+            "audit": {"sink": audit.sink.name if audit else None, "up": audit.sink_ok if audit else False,
+                      "backlog": audit.backlog if audit else 0},
+        }
+        if audit is not None:
+            metrics.AUDIT_BACKLOG.set(audit.backlog)
+            metrics.AUDIT_SINK_UP.set(1 if audit.sink_ok else 0)
+        return self.model_error is None, details

@@ -1,0 +1,496 @@
+"""Online velocity stores: the incremental form of ``app.features.offline_velocity``.
+
+``await store.observe(txn)`` returns the velocity features of ``txn`` computed from
+the transactions observed before it (the point-in-time rule of ``app.features``:
+only strictly earlier timestamps, windows ``[t - W, t)``), then records ``txn``.
+Observing the same ``transaction_id`` again returns the same features and records
+nothing (retries are safe).
+
+Both stores assume transactions arrive roughly in time order, as authorisations
+do. A late arrival (older than the newest event already stored for an entity) is
+scored from what is stored and recorded at that entity's newest time, so the
+stored streams stay ordered; replaying a history in time order reproduces
+``offline_features`` exactly (the parity tests prove it).
+
+Redis layout (one round trip per ``observe``: one Lua script, EVALSHA):
+
+* ``{prefix}:ev:{entity}:{id}``: sorted set of the entity's transactions, scored by
+  epoch ms, member ``seq|sum_before|amount|txid`` (seq keeps equal scores in
+  insertion order); window count = ZCOUNT, window sum =
+  (sum_before + amount of the last) - sum_before of the first, both O(log n);
+* ``{prefix}:ds:{name}:{id}`` + ``{prefix}:dp:{name}:{id}``: counterparties (merchants,
+  devices, cards) scored by last-seen time, and a hash of each one's previous
+  sighting (needed so equal timestamps never see each other); exact distinct
+  counts with ZCOUNT;
+* ``{prefix}:pr:{name}:{a}:{b}``: sorted set of a (customer, device / ip country)
+  pair's transactions;
+* ``{prefix}:res:{transaction_id}``: the features returned, for idempotency.
+
+Everything expires after the longest window (7 d) without activity and is trimmed
+beyond it on every write. The keys of one transaction span many hash slots, so the
+store needs a non-clustered Redis (ElastiCache with cluster mode disabled, which
+the infrastructure provisions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import math
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from app.features import (
+    DISTINCTS,
+    ENTITIES,
+    LONGEST_WINDOW_MS,
+    PAIRS,
+    SECONDS_SINCE_CAP,
+    VELOCITY_FEATURES,
+    WINDOWS_MS,
+    timestamp_ms,
+    velocity_defaults,
+)
+
+__all__ = ["VelocityUnavailable", "MemoryVelocityStore", "RedisVelocityStore", "velocity_defaults"]
+
+
+class VelocityUnavailable(Exception):
+    """The velocity store could not answer in time; score with ``defaults()`` and flag degraded."""
+
+
+def _key(value: Any) -> str | None:
+    """The entity key of a transaction field, or None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    text = str(value)
+    return text or None
+
+
+def _parse_txn(txn: Mapping[str, Any]) -> tuple[str, int, float]:
+    try:
+        txid = str(txn["transaction_id"])
+        t = timestamp_ms(txn["timestamp"])
+        amount = float(txn["amount"])
+    except KeyError as exc:
+        raise ValueError(f"velocity: transaction is missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"velocity: bad transaction: {exc}") from None
+    if not txid:
+        raise ValueError("velocity: transaction_id is empty")
+    return txid, t, amount
+
+
+# ---------------------------------------------------------------------------
+# In-process store.
+# ---------------------------------------------------------------------------
+class _Events:
+    """Times and running sums of one entity's transactions (time-ordered)."""
+
+    __slots__ = ("times", "cum")
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+        self.cum: list[float] = [0.0]  # cum[i] = sum of amounts before event i
+
+    def window(self, t: int, w: int) -> tuple[float, float]:
+        lo = bisect.bisect_left(self.times, t - w)
+        hi = bisect.bisect_left(self.times, t)
+        return float(hi - lo), self.cum[hi] - self.cum[lo]
+
+    def last_before(self, t: int) -> int | None:
+        hi = bisect.bisect_left(self.times, t)
+        return self.times[hi - 1] if hi else None
+
+    def add(self, t: int, amount: float) -> None:
+        stored = max(t, self.times[-1]) if self.times else t
+        self.times.append(stored)
+        self.cum.append(self.cum[-1] + amount)
+
+    def trim(self, t: int) -> None:
+        cut = bisect.bisect_left(self.times, t - LONGEST_WINDOW_MS)
+        if cut:
+            # Running sums are only ever differenced, so the offset can stay.
+            del self.times[:cut]
+            del self.cum[:cut]
+
+
+class _Distinct:
+    """Counterparties by last-seen time plus the sighting before it."""
+
+    __slots__ = ("last", "prev")
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+        self.prev: dict[str, int] = {}
+
+    def count(self, t: int, w: int) -> float:
+        n = 0
+        for cp, s in self.last.items():
+            if s < t:
+                n += s >= t - w
+            elif s == t:
+                p = self.prev.get(cp)
+                n += p is not None and p >= t - w
+        return float(n)
+
+    def add(self, cp: str, t: int) -> None:
+        old = self.last.get(cp)
+        if old is None:
+            self.last[cp] = t
+            self.prev.pop(cp, None)
+        elif old < t:
+            self.prev[cp] = old
+            self.last[cp] = t
+
+    def trim(self, t: int) -> None:
+        cut = t - LONGEST_WINDOW_MS
+        for cp in [cp for cp, s in self.last.items() if s < cut]:
+            del self.last[cp]
+            self.prev.pop(cp, None)
+
+
+class MemoryVelocityStore:
+    """In-process velocity store for laptops, tests and single-process demos.
+
+    Memory is bounded: at most ``max_keys`` entity histories (least recently used
+    evicted first) and ``max_results`` remembered results for idempotency; every
+    history is trimmed to the longest window on write. Not shared between worker
+    processes: use ``RedisVelocityStore`` for that.
+    """
+
+    def __init__(self, max_keys: int = 200_000, max_results: int = 200_000) -> None:
+        if max_keys < 1 or max_results < 1:
+            raise ValueError("MemoryVelocityStore: max_keys and max_results must be >= 1")
+        self._max_keys = max_keys
+        self._max_results = max_results
+        self._state: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._results: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def defaults() -> dict[str, float]:
+        """Velocity values to use when the store is unavailable."""
+        return velocity_defaults()
+
+    def _get(self, key: tuple[str, ...], factory: type) -> Any:
+        obj = self._state.get(key)
+        if obj is None:
+            obj = factory()
+            self._state[key] = obj
+            if len(self._state) > self._max_keys:
+                self._state.popitem(last=False)
+        else:
+            self._state.move_to_end(key)
+        return obj
+
+    def _peek(self, key: tuple[str, ...]) -> Any:
+        return self._state.get(key)
+
+    async def observe(self, txn: Mapping[str, Any]) -> dict[str, float]:
+        """Velocity features of ``txn`` from earlier transactions, then record it."""
+        txid, t, amount = _parse_txn(txn)
+        async with self._lock:
+            cached = self._results.get(txid)
+            if cached is not None:
+                return dict(cached)
+            out = self._compute_and_record(txn, t, amount)
+            self._results[txid] = out
+            if len(self._results) > self._max_results:
+                self._results.popitem(last=False)
+            return dict(out)
+
+    def _compute_and_record(self, txn: Mapping[str, Any], t: int, amount: float) -> dict[str, float]:
+        out = velocity_defaults()
+        ids = {entity: _key(txn.get(field)) for entity, field in ENTITIES.items()}
+        for entity, ident in ids.items():
+            if ident is None:
+                continue
+            ev: _Events | None = self._peek(("ev", entity, ident))
+            if ev is None:
+                continue
+            for w_name, w in WINDOWS_MS.items():
+                c, s = ev.window(t, w)
+                out[f"{entity}_count_{w_name}"] = c
+                out[f"{entity}_amount_{w_name}"] = s
+            if entity == "card":
+                prev = ev.last_before(t)
+                if prev is not None:
+                    out["card_seconds_since_prev"] = min((t - prev) / 1000.0, SECONDS_SINCE_CAP)
+        for stem, entity, other in DISTINCTS:
+            ident = ids[entity]
+            if ident is None:
+                continue
+            ds: _Distinct | None = self._peek(("ds", stem, ident))
+            if ds is not None:
+                for w_name, w in WINDOWS_MS.items():
+                    out[f"{stem}_{w_name}"] = ds.count(t, w)
+        pair_ids = {}
+        for name, fa, fb in PAIRS:
+            a, b = _key(txn.get(fa)), _key(txn.get(fb))
+            if a is None or b is None:
+                continue
+            pair_ids[name] = (a, b)
+            pr: _Events | None = self._peek(("pr", name, a, b))
+            if pr is not None:
+                out[name] = pr.window(t, LONGEST_WINDOW_MS)[0]
+
+        # record
+        for entity, ident in ids.items():
+            if ident is None:
+                continue
+            ev = self._get(("ev", entity, ident), _Events)
+            ev.add(t, amount)
+            ev.trim(t)
+        for stem, entity, other in DISTINCTS:
+            ident, cp = ids[entity], _key(txn.get(other))
+            if ident is None or cp is None:
+                continue
+            ds = self._get(("ds", stem, ident), _Distinct)
+            ds.add(cp, t)
+            ds.trim(t)
+        for name, (a, b) in pair_ids.items():
+            pr = self._get(("pr", name, a, b), _Events)
+            pr.add(t, 0.0)
+            pr.trim(t)
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Redis store.
+# ---------------------------------------------------------------------------
+# KEYS[1] result; KEYS[2..6] entity events (ENTITIES order); then for each
+# DISTINCTS entry its sorted set and prev hash; then one key per PAIRS entry.
+# ARGV: txid, t, amount, ttl_ms, longest_ms, n_windows, windows...,
+#       entity mask (5 chars), per distinct: counterparty or "", pair mask.
+_LUA = r"""
+local cached = redis.call('GET', KEYS[1])
+if cached then return cached end
+local t = tonumber(ARGV[2])
+local amount = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local longest = tonumber(ARGV[5])
+local nw = tonumber(ARGV[6])
+local windows = {}
+for i = 1, nw do windows[i] = tonumber(ARGV[6 + i]) end
+local a = 7 + nw
+local emask = ARGV[a]
+local ne = string.len(emask)
+local nd = tonumber(ARGV[a + 1])
+local cps = {}
+for i = 1, nd do cps[i] = ARGV[a + 1 + i] end
+local pmask = ARGV[a + 2 + nd]
+local np = string.len(pmask)
+local txid = ARGV[1]
+local cap = tonumber(ARGV[a + 3 + nd])
+
+local function fmt(x) return string.format('%.17g', x) end
+-- member: seq|sum_before|amount|txid; the zero-padded insertion sequence first so
+-- that members with equal scores sort in insertion order.
+local function split(m)
+  local p1 = string.find(m, '|', 1, true)
+  local p2 = string.find(m, '|', p1 + 1, true)
+  local p3 = string.find(m, '|', p2 + 1, true)
+  return tonumber(string.sub(m, p1 + 1, p2 - 1)), tonumber(string.sub(m, p2 + 1, p3 - 1)),
+    tonumber(string.sub(m, 1, p1 - 1))
+end
+local out = {}
+local n = 0
+local function push(x) n = n + 1; out[n] = fmt(x) end
+local seconds = cap
+
+-- entity counts and sums
+for e = 1, ne do
+  local k = KEYS[1 + e]
+  local on = string.sub(emask, e, e) == '1'
+  for i = 1, nw do
+    local c, s = 0, 0
+    if on then
+      c = redis.call('ZCOUNT', k, t - windows[i], '(' .. t)
+      if c > 0 then
+        local first = redis.call('ZRANGEBYSCORE', k, t - windows[i], '(' .. t, 'LIMIT', 0, 1)[1]
+        local last = redis.call('ZREVRANGEBYSCORE', k, '(' .. t, t - windows[i], 'LIMIT', 0, 1)[1]
+        local fb = split(first)
+        local lb, la = split(last)
+        s = (lb + la) - fb
+      end
+    end
+    push(c); push(s)
+  end
+  if e == 1 and on then
+    local prev = redis.call('ZREVRANGEBYSCORE', k, '(' .. t, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if #prev > 0 then
+      local gap = (t - tonumber(prev[2])) / 1000
+      if gap < cap then seconds = gap end
+    end
+  end
+end
+
+-- distinct counterparties
+local dbase = 1 + ne
+local dents = {}
+for i = 1, nd do dents[i] = tonumber(ARGV[a + 3 + nd + i]) end
+for d = 1, nd do
+  local z = KEYS[dbase + 2 * d - 1]
+  local h = KEYS[dbase + 2 * d]
+  local on = string.sub(emask, dents[d], dents[d]) == '1'
+  local same = {}
+  if on then same = redis.call('ZRANGEBYSCORE', z, t, t) end
+  for i = 1, nw do
+    local c = 0
+    if on then
+      c = redis.call('ZCOUNT', z, t - windows[i], '(' .. t)
+      for j = 1, #same do
+        local p = redis.call('HGET', h, same[j])
+        if p and tonumber(p) >= t - windows[i] then c = c + 1 end
+      end
+    end
+    push(c)
+  end
+end
+
+-- pairs
+local pbase = dbase + 2 * nd
+for p = 1, np do
+  local c = 0
+  if string.sub(pmask, p, p) == '1' then
+    c = redis.call('ZCOUNT', KEYS[pbase + p], t - longest, '(' .. t)
+  end
+  push(c)
+end
+push(seconds)
+
+-- record
+for e = 1, ne do
+  if string.sub(emask, e, e) == '1' then
+    local k = KEYS[1 + e]
+    local top = redis.call('ZREVRANGE', k, 0, 0, 'WITHSCORES')
+    local total, at, seq = 0, t, 0
+    if #top > 0 then
+      local b, am, sq = split(top[1])
+      total = b + am
+      seq = sq + 1
+      local ts = tonumber(top[2])
+      if ts > at then at = ts end
+    end
+    redis.call('ZADD', k, at, string.format('%015d', seq) .. '|' .. fmt(total) .. '|' .. fmt(amount) .. '|' .. txid)
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. (t - longest))
+    redis.call('PEXPIRE', k, ttl)
+  end
+end
+for d = 1, nd do
+  local cp = cps[d]
+  if string.sub(emask, dents[d], dents[d]) == '1' and cp ~= '' then
+    local z = KEYS[dbase + 2 * d - 1]
+    local h = KEYS[dbase + 2 * d]
+    local old = redis.call('ZSCORE', z, cp)
+    if not old then
+      redis.call('ZADD', z, t, cp)
+      redis.call('HDEL', h, cp)
+    elseif tonumber(old) < t then
+      redis.call('HSET', h, cp, old)
+      redis.call('ZADD', z, t, cp)
+    end
+    local gone = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. (t - longest))
+    for j = 1, #gone, 500 do
+      redis.call('HDEL', h, unpack(gone, j, math.min(j + 499, #gone)))
+    end
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', '(' .. (t - longest))
+    redis.call('PEXPIRE', z, ttl)
+    redis.call('PEXPIRE', h, ttl)
+  end
+end
+for p = 1, np do
+  if string.sub(pmask, p, p) == '1' then
+    local k = KEYS[pbase + p]
+    local top = redis.call('ZREVRANGE', k, 0, 0, 'WITHSCORES')
+    local at = t
+    if #top > 0 and tonumber(top[2]) > at then at = tonumber(top[2]) end
+    redis.call('ZADD', k, at, txid)
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. (t - longest))
+    redis.call('PEXPIRE', k, ttl)
+  end
+end
+local res = table.concat(out, ',')
+redis.call('SET', KEYS[1], res, 'PX', ttl)
+return res
+"""
+
+_ENTITY_INDEX = {entity: i + 1 for i, entity in enumerate(ENTITIES)}
+
+
+class RedisVelocityStore:
+    """Velocity store shared by all workers, in Redis, one round trip per score.
+
+    ``client`` is a ``redis.asyncio.Redis``; ``key_prefix`` namespaces every key
+    (one per environment / model generation); ``timeout`` (seconds) bounds each
+    ``observe``: past it, or on any Redis error, ``VelocityUnavailable`` is raised
+    and the caller scores with ``defaults()`` and reports itself degraded.
+    """
+
+    def __init__(self, client: Any, key_prefix: str = "fraudstack:vel", timeout: float = 0.05) -> None:
+        if not key_prefix:
+            raise ValueError("RedisVelocityStore: key_prefix must not be empty")
+        if not timeout > 0:
+            raise ValueError("RedisVelocityStore: timeout must be > 0 seconds")
+        self._client = client
+        self._prefix = key_prefix
+        self._timeout = timeout
+        # register_script: EVALSHA, falling back to loading the script once on NOSCRIPT.
+        self._script = client.register_script(_LUA)
+        self._windows = [str(w) for w in WINDOWS_MS.values()]
+
+    @staticmethod
+    def defaults() -> dict[str, float]:
+        """Velocity values to use when the store is unavailable."""
+        return velocity_defaults()
+
+    def _keys_args(self, txn: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+        txid, t, amount = _parse_txn(txn)
+        p = self._prefix
+        keys = [f"{p}:res:{txid}"]
+        emask = []
+        ids = {}
+        for entity, field in ENTITIES.items():
+            ident = _key(txn.get(field))
+            ids[entity] = ident
+            emask.append("0" if ident is None else "1")
+            keys.append(f"{p}:ev:{entity}:{ident or ''}")
+        cps = []
+        dents = []
+        for stem, entity, other in DISTINCTS:
+            ident = ids[entity] or ""
+            keys.append(f"{p}:ds:{stem}:{ident}")
+            keys.append(f"{p}:dp:{stem}:{ident}")
+            cps.append(_key(txn.get(other)) or "")
+            dents.append(str(_ENTITY_INDEX[entity]))
+        pmask = []
+        for name, fa, fb in PAIRS:
+            a, b = _key(txn.get(fa)), _key(txn.get(fb))
+            on = a is not None and b is not None
+            pmask.append("1" if on else "0")
+            keys.append(f"{p}:pr:{name}:{a or ''}:{b or ''}")
+        args = [txid, str(t), repr(amount), str(LONGEST_WINDOW_MS), str(LONGEST_WINDOW_MS),
+                str(len(self._windows)), *self._windows, "".join(emask), str(len(cps)), *cps,
+                "".join(pmask), repr(SECONDS_SINCE_CAP), *dents]
+        return keys, args
+
+    async def observe(self, txn: Mapping[str, Any]) -> dict[str, float]:
+        """Velocity features of ``txn`` from earlier transactions, then record it."""
+        keys, args = self._keys_args(txn)
+        try:
+            raw = await asyncio.wait_for(self._script(keys=keys, args=args), self._timeout)
+        except asyncio.TimeoutError:
+            raise VelocityUnavailable(f"redis velocity store: no answer within {self._timeout}s") from None
+        except Exception as exc:  # redis.RedisError, OSError, ...: all mean "unavailable"
+            raise VelocityUnavailable(f"redis velocity store: {type(exc).__name__}: {exc}") from exc
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        values = text.split(",")
+        if len(values) != len(VELOCITY_FEATURES):
+            raise VelocityUnavailable(
+                f"redis velocity store: expected {len(VELOCITY_FEATURES)} values, got {len(values)}"
+                " (a different feature version wrote this key prefix?)")
+        return {name: float(v) for name, v in zip(VELOCITY_FEATURES, values)}

@@ -1,0 +1,219 @@
+"""Load benchmark of /v1/score with Redis velocity features on.
+
+One worker pinned to core 0 (``taskset``), ``wrk`` pinned to core 1, on 127.0.0.1:
+saturation throughput, latency at fixed offered rates (paced by bench/score.lua),
+and the time of a 1,000-transaction batch. Uses Redis database 1 with a key prefix
+unique to the run and, when reachable, a PostgreSQL schema unique to the run (both
+removed at the end); never touches anything else on the shared servers.
+
+    python -m bench.run [--duration 15] [--rates 500,1000,2000] [--connections 32]
+
+Prints a Markdown table and writes bench/results/<UTC time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA = ROOT / "bench" / "score.lua"
+KEY = "bench-key-not-a-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(port: int, timeout: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("service did not become ready")
+
+
+def _wrk(port: int, seconds: int, connections: int, rate: int, run: str, core: str) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_API_KEY": KEY, "BENCH_RUN": run, "BENCH_RATE": str(rate),
+           "BENCH_CONNECTIONS": str(connections)}
+    cmd = ["taskset", "-c", core, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+           "-s", str(LUA), f"http://127.0.0.1:{port}/v1/score"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"BENCH_JSON (\{.*\})", out)
+    if match is None:
+        raise RuntimeError(f"wrk output without BENCH_JSON:\n{out}")
+    data = json.loads(match.group(1))
+    data["throughput_rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    data["command"] = " ".join(cmd)
+    return data
+
+
+def _batch(port: int, n: int, repeats: int, run: str, reasons: bool = True) -> dict[str, Any]:
+    import httpx
+    import orjson
+
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+    walls, server = [], []
+    for r in range(repeats):
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        txns = [{"transaction_id": f"{run}-batch{int(reasons)}-{r}-{i}", "timestamp": now, "amount": f"{10 + i % 500}.00",
+                 "currency": "EUR", "card_token": f"ctok_b{i % 700}", "customer_id": f"cust_b{i % 700}",
+                 "merchant_id": f"m_{i % 300}", "mcc": "5411", "merchant_country": "DE", "card_country": "DE",
+                 "channel": "online", "device_id": f"dev_b{i % 900}", "ip_address": f"10.9.{i % 250}.{r % 250}",
+                 "ip_country": "DE"} for i in range(n)]
+        body = orjson.dumps({"transactions": txns})
+        t0 = time.perf_counter()
+        resp = client.post("/v1/score/batch" + ("" if reasons else "?reasons=false"), content=body)
+        walls.append((time.perf_counter() - t0) * 1000)
+        resp.raise_for_status()
+        server.append(resp.json()["timing_ms"])
+    client.close()
+    return {"size": n, "repeats": repeats, "reasons": reasons, "round_trip_ms_median": statistics.median(walls),
+            "round_trip_ms_min": min(walls),
+            "server_total_ms_median": statistics.median(s["total"] for s in server),
+            "server_features_ms_median": statistics.median(s["features"] for s in server),
+            "server_model_ms_median": statistics.median(s["model"] for s in server)}
+
+
+def _machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release(),
+            "loadavg_at_start": os.getloadavg()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
+    p.add_argument("--rates", default="500,1000,2000", help="fixed offered rates (requests/s)")
+    p.add_argument("--connections", type=int, default=32, help="wrk connections at saturation")
+    p.add_argument("--paced-connections", type=int, default=16, help="wrk connections for fixed-rate runs")
+    p.add_argument("--model-dir", type=Path, help="model directory (default: the demo model, built once)")
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
+    p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
+                   help="PostgreSQL for the audit trail ('' for SQLite)")
+    p.add_argument("--server-core", default="0")
+    p.add_argument("--client-core", default="1")
+    args = p.parse_args(argv)
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"bench: '{tool}' not found (Debian: apt-get install {'wrk' if tool == 'wrk' else 'util-linux'})", file=sys.stderr)
+            return 2
+    run = "b" + uuid.uuid4().hex[:8]
+    data_dir = Path(tempfile.mkdtemp(prefix="fraudstack-bench-"))
+    model_dir = args.model_dir
+    if model_dir is None:
+        model_dir = ROOT / "bench" / ".model"
+        if not (model_dir / "model.json").is_file():
+            from app.training.demo import build_demo_model
+
+            model_dir = Path(build_demo_model(model_dir))
+    prefix, schema = f"bench:{run}:", f"bench_{run}"
+    env = {**os.environ, "FRAUDSTACK_MODEL_DIR": str(model_dir), "FRAUDSTACK_REDIS_URL": args.redis_url,
+           "FRAUDSTACK_REDIS_KEY_PREFIX": prefix, "FRAUDSTACK_API_KEYS": KEY, "FRAUDSTACK_DATA_DIR": str(data_dir),
+           # The per-key limit would cap saturation; it is exercised by the tests, not measured here.
+           "FRAUDSTACK_RATE_LIMIT_PER_SECOND": "0", "FRAUDSTACK_LOG_LEVEL": "WARNING"}
+    if args.database_url:
+        env["FRAUDSTACK_DATABASE_URL"] = args.database_url
+        env["FRAUDSTACK_DATABASE_SCHEMA"] = schema
+    port = _free_port()
+    machine = _machine()
+    server = subprocess.Popen(["taskset", "-c", args.server_core, sys.executable, "-m", "app", "serve", "--port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    results: dict[str, Any] = {"machine": machine, "run": run, "model_dir": str(model_dir),
+                               "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    try:
+        _wait_ready(port)
+        _wrk(port, 3, args.connections, 0, run + "w", args.client_core)  # warm-up
+        results["saturation"] = _wrk(port, args.duration, args.connections, 0, run + "s", args.client_core)
+        results["fixed_rate"] = [
+            {"offered_rps": r, **_wrk(port, args.duration, args.paced_connections, r, f"{run}r{r}", args.client_core)}
+            for r in (int(x) for x in args.rates.split(",") if x)]
+        results["batch"] = _batch(port, 1000, 20, run)
+        results["batch_without_reasons"] = _batch(port, 1000, 20, run, reasons=False)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        _cleanup(args, prefix, schema)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    path = out_dir / f"{results['time'].replace(':', '')}.json"
+    path.write_text(json.dumps(results, indent=1))
+    print(_markdown(results))
+    print(f"\nraw results: {path.relative_to(ROOT)}")
+    return 0
+
+
+def _cleanup(args: argparse.Namespace, prefix: str, schema: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(args.redis_url)
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=prefix + "*", count=5000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            client.delete(*batch)
+            batch = []
+    if batch:
+        client.delete(*batch)
+    client.close()
+    if args.database_url:
+        import psycopg
+
+        with psycopg.connect(args.database_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, load average at start "
+             f"{', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}", "",
+             "| run | offered (req/s) | achieved (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | non-2xx | socket errors |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [("saturation", "max", r["saturation"])] + [("fixed rate", str(x["offered_rps"]), x) for x in r["fixed_rate"]]
+    for name, offered, x in rows:
+        lines.append(f"| {name} | {offered} | {x['throughput_rps']:.0f} | {x['p50_us'] / 1000:.2f} | {x['p90_us'] / 1000:.2f} | "
+                     f"{x['p99_us'] / 1000:.2f} | {x['p999_us'] / 1000:.2f} | {x['non2xx']} | {x['socket_errors']} |")
+    lines.append("")
+    for b in (r["batch"], r["batch_without_reasons"]):
+        lines.append(f"Batch of {b['size']} {'with' if b['reasons'] else 'without'} reasons (median of {b['repeats']}): "
+                     f"round trip {b['round_trip_ms_median']:.1f} ms (min {b['round_trip_ms_min']:.1f}); in the service "
+                     f"after parsing {b['server_total_ms_median']:.1f} ms (velocity+features {b['server_features_ms_median']:.1f} ms, "
+                     f"model{'+reasons' if b['reasons'] else ''} {b['server_model_ms_median']:.1f} ms)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
