@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+
+from app.features import FEATURE_NAMES
 
 from tests.service.helpers import count_rows, wait_rows
 
@@ -200,6 +203,17 @@ def test_slow_redis_timeouts_are_honoured_and_latency_stays_bounded(service_proc
     assert max(o.json["timing_ms"]["velocity"] for o in slow) < timeout_ms * 3
     # ... so clients never wait for it either (0.5 s delay per Redis reply).
     assert max(o.latency for o in slow) < 0.4
-    # Late replies of timed-out calls must not be read as answers to later calls.
     assert not any(o.json["degraded"] for o in back)
+    # Late replies of timed-out calls must not be read as answers to later calls: a fresh
+    # card's history, scored one after the other, counts 0, 1, 2, 3 earlier transactions.
+    for i in range(4):
+        probe = {**transaction("probe", i), "card_token": "ctok_probe_after_slow",
+                 "timestamp": f"2026-11-20T10:00:{i:02d}Z"}
+        r = httpx.post(svc.url + "/v1/score", json=probe, headers=HEADERS)
+        assert r.status_code == 200 and r.json()["degraded"] is False
     assert svc.terminate() == 0
+    column = FEATURE_NAMES.index("card_count_1h")
+    with sqlite3.connect(Path(svc.log_path).parent / "data" / "audit.sqlite3") as db:
+        rows = db.execute("SELECT transaction_id, features FROM decisions WHERE transaction_id LIKE 'probe-%' "
+                          "ORDER BY transaction_id").fetchall()
+    assert [(t, json.loads(f)[column]) for t, f in rows] == [(f"probe-{i:06d}", float(i)) for i in range(4)]
