@@ -15,7 +15,7 @@ What it does, in one run:
    features and the PostgreSQL audit trail on (``bench/score.lua``);
 4. times the offline preview of both stacks and the policy pack over their plans;
 5. writes ``bench/results/compare-<UTC>.json``, ``docs/benchmark-latency.png`` and the
-   section between the ``compare`` markers of ``docs/BENCHMARKS.md``.
+   ``compare`` section of ``docs/BENCHMARKS.md`` (bench/docs.py; the rest of the file is kept).
 
 Latency is what ``wrk`` measures: from writing a request on a connection to reading its
 response. Fixed rates are paced per connection (after each response the connection
@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.docs import replace_section
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 KEY = "bench-key-not-a-secret"
@@ -52,7 +54,6 @@ MODEL_NAME = "fraudstack"
 SERVER_CORE, CLIENT_CORE = "1", "0"
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 PLOT = ROOT / "docs" / "benchmark-latency.png"
-START, END = "<!-- compare:start -->", "<!-- compare:end -->"
 SUSTAINED = 0.95  # achieved/offered below this: the server did not keep up
 
 
@@ -357,17 +358,6 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_docs(section: str) -> None:
-    """Replace the text between the compare markers, keeping everything else of the file."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    block = f"{START}\n{section}\n{END}"
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n## fraudstack against KServe (same model, same requests)\n\n" + block + "\n"
-    DOCS.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the whole comparison."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -450,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     section = markdown(results)
     if not args.no_docs:
         plot(results, PLOT)
-        update_docs(section)
+        replace_section("compare", section, "fraudstack against KServe (same model, same requests)")
     print(section)
     return 0
 

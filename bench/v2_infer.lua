@@ -3,10 +3,9 @@
 -- written by bench.compare) and sent in turn, so every server sees the same sequence.
 -- Environment: BENCH_BODIES (file), BENCH_API_KEY (sent as X-API-Key; a server without
 -- authentication ignores the header), BENCH_RATE (total requests/s across all
--- connections; 0 = as fast as possible), BENCH_CONNECTIONS (wrk -c).
+-- connections; 0 = as fast as possible).
 local key = os.getenv("BENCH_API_KEY") or "bench-key-not-a-secret"
 local rate = tonumber(os.getenv("BENCH_RATE") or "0")
-local conns = tonumber(os.getenv("BENCH_CONNECTIONS") or "1")
 local bodies = {}
 local path = os.getenv("BENCH_BODIES")
 local counter = 0
@@ -21,11 +20,11 @@ function init(args)
   math.randomseed(os.time())
 end
 
--- Pacing for fixed-rate runs, identical to bench/score.lua: after each response a
--- connection waits conns/rate seconds on average (jittered 0.5-1.5x).
+-- Fixed-rate runs: one schedule of BENCH_RATE requests/s shared by all connections
+-- (bench/pacing.lua says how, and what the latency then means).
+local pacing = require("bench.pacing")
 function delay()
-  if rate <= 0 then return 0 end
-  return (1000.0 * conns / rate) * (0.5 + math.random())
+  return pacing.delay(rate)
 end
 
 function request()
