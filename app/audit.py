@@ -324,6 +324,10 @@ class AuditWriter:
         self.sink_ok = True
         self.written = 0
         self._next_replay = 0.0
+        # A database that stops answering without closing the connection (a network
+        # partition) must not hold the queue forever: past this, the batch is spooled.
+        # Committed-but-unacknowledged batches are then replayed harmlessly (ON CONFLICT).
+        self.write_timeout = 10.0
 
     @property
     def backlog(self) -> int:
@@ -361,7 +365,7 @@ class AuditWriter:
     async def _write_or_spool(self, d: list[dict[str, Any]], f: list[dict[str, Any]]) -> None:
         if self.sink_ok:
             try:
-                await self.sink.write(d, f)
+                await asyncio.wait_for(self.sink.write(d, f), timeout=self.write_timeout)
                 self.written += len(d) + len(f)
                 return
             except Exception as exc:
@@ -381,7 +385,7 @@ class AuditWriter:
         for path in self.spool.files():
             d, f = await asyncio.to_thread(self.spool.read, path)
             try:
-                await self.sink.write(d, f)
+                await asyncio.wait_for(self.sink.write(d, f), timeout=self.write_timeout)
             except Exception as exc:
                 self.sink_ok = False
                 self._next_replay = time.monotonic() + self.retry_s

@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def _check_model(name: str) -> None:
         if name != settings.model_name:
-            raise NotFound(f"unknown model {name!r}; this server serves {settings.model_name!r}", field="name")
+            raise NotFound(f"unknown model; this server serves {settings.model_name!r}", field="name")
 
     @app.post("/v1/score", response_model=ScoreResponse, tags=["scoring"], openapi_extra=_body_schema(Transaction),
               summary="Score one transaction")
@@ -180,14 +180,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if tensor.shape[0] > settings.max_batch_size:
             raise InvalidRequest(f"inputs[0].shape: at most {settings.max_batch_size} rows", field="inputs[0].shape")
         try:
-            x = np.asarray(tensor.data, dtype=np.float32)
+            with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
+                x = np.asarray(tensor.data, dtype=np.float32)
         except (TypeError, ValueError):
             raise InvalidRequest("inputs[0].data must hold numbers only", field="inputs[0].data") from None
         if x.size != tensor.shape[0] * f:
             raise InvalidRequest(f"inputs[0].data has {x.size} values; shape {tensor.shape} needs {tensor.shape[0] * f}",
                                  field="inputs[0].data")
-        if not np.isfinite(x).all():
-            raise InvalidRequest("inputs[0].data must be finite numbers", field="inputs[0].data")
+        if np.isinf(x).any():  # NaN is allowed: the model reads it as "missing"
+            raise InvalidRequest("inputs[0].data must not hold infinities", field="inputs[0].data")
         probs = await service.infer(x.reshape(tensor.shape[0], f))
         out: dict[str, Any] = {"model_name": name, "model_version": service.model.version,
                                "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [int(probs.shape[0]), 2],
@@ -240,8 +241,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def fast_batch(request: Request) -> Response:
         return await score_batch(request, _flag(request, "reasons", True))
 
+    async def fast_infer(request: Request) -> Response:
+        return await v2_infer(request, request.path_params["name"])
+
     app.router.routes[0:0] = [_FastRoute("/v1/score", fast_score, methods=["POST"]),
-                              _FastRoute("/v1/score/batch", fast_batch, methods=["POST"])]
+                              _FastRoute("/v1/score/batch", fast_batch, methods=["POST"]),
+                              _FastRoute("/v2/models/{name}/infer", fast_infer, methods=["POST"])]
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -39,22 +39,45 @@ def fingerprint(value: object) -> str:
 
 
 class RedisGuard:
-    """Remembers a Redis failure so callers skip Redis for a while instead of waiting on timeouts."""
+    """Circuit breaker for Redis, shared by velocity, rate limits and nonces.
 
-    def __init__(self, client: Any, retry_seconds: float) -> None:
+    A refused or dropped connection opens it at once; timeouts and other errors open
+    it after ``threshold`` in a row (an overloaded event loop makes single calls look
+    slow, and one slow call must not switch velocity off for everyone). While open,
+    callers skip Redis for ``retry_seconds`` instead of waiting on timeouts.
+    """
+
+    def __init__(self, client: Any, retry_seconds: float, threshold: int = 3) -> None:
         self.client = client
         self.retry_seconds = retry_seconds
+        self.threshold = threshold
+        self._failures = 0
         self._down_until = 0.0
 
     @property
     def usable(self) -> bool:
-        """A client exists and no failure happened within the retry interval."""
+        """A client exists and the breaker is closed (or its open period is over)."""
         return self.client is not None and time.monotonic() >= self._down_until
 
-    def failed(self) -> None:
-        """Record a failure (timeouts, refused connections) of any Redis call."""
+    def failed(self, exc: BaseException | None = None) -> None:
+        """Record a failed Redis call."""
         metrics.VELOCITY_ERRORS.inc()
-        self._down_until = time.monotonic() + self.retry_seconds
+        self._failures += 1
+        if self._failures >= self.threshold or _connection_lost(exc):
+            self._down_until = time.monotonic() + self.retry_seconds
+
+    def succeeded(self) -> None:
+        """Record a successful Redis call."""
+        self._failures = 0
+
+
+def _connection_lost(exc: BaseException | None) -> bool:
+    import redis.exceptions
+
+    seen = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
+    if seen is None or isinstance(seen, (TimeoutError, redis.exceptions.TimeoutError)):
+        return False
+    return isinstance(seen, (OSError, redis.exceptions.ConnectionError))
 
 
 class KeyRing:
@@ -97,9 +120,12 @@ class NonceStore:
         self._local[nonce] = now + self.ttl
         if self.guard.usable:
             try:
-                return bool(await self.guard.client.set(f"{self.prefix}nonce:{nonce}", 1, nx=True, ex=self.ttl))
-            except Exception:
-                self.guard.failed()
+                fresh = bool(await self.guard.client.set(f"{self.prefix}nonce:{nonce}", 1, nx=True, ex=self.ttl))
+            except Exception as exc:
+                self.guard.failed(exc)
+            else:
+                self.guard.succeeded()
+                return fresh
         return True
 
 
@@ -176,9 +202,11 @@ class RateLimiter:
                     pipe.incrby(key, self.chunk)
                     pipe.expire(key, 2)
                     used, _ = await pipe.execute()
+            except Exception as exc:
+                self.guard.failed(exc)
+            else:
+                self.guard.succeeded()
                 return max(0, min(self.chunk, self.limit - (int(used) - self.chunk)))
-            except Exception:
-                self.guard.failed()
         # In-process fallback: this worker alone may use the whole limit.
         local = self._local_used.get(key_id)
         if local is None or local[0] != window:

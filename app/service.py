@@ -41,6 +41,7 @@ class Velocity:
 
     def __init__(self, store: Any, guard: RedisGuard | None) -> None:
         self.store, self.guard = store, guard
+        self._next_log = 0.0
 
     async def observe(self, txn: dict[str, Any]) -> tuple[dict[str, float], bool]:
         """(features, degraded). Degraded returns ``{}`` so ``vectorize`` applies its defaults."""
@@ -48,15 +49,21 @@ class Velocity:
             metrics.DEGRADED.inc()
             return {}, True
         try:
-            return await self.store.observe(txn), False
+            features = await self.store.observe(txn)
         except Exception as exc:  # VelocityUnavailable, redis errors, timeouts: all mean "score without"
             metrics.DEGRADED.inc()
             if self.guard is not None:
-                self.guard.failed()  # counts the error too
+                self.guard.failed(exc)  # counts the error too
             else:
                 metrics.VELOCITY_ERRORS.inc()
-            log.warning("velocity store failed (%s); scoring degraded", type(exc).__name__)
+            now = time.monotonic()
+            if now >= self._next_log:  # at most one line a second: an outage must not flood the logs
+                self._next_log = now + 1.0
+                log.warning("velocity store failed (%s); scoring degraded", type(exc).__name__)
             return {}, True
+        if self.guard is not None:
+            self.guard.succeeded()
+        return features, False
 
 
 class Service:
@@ -67,7 +74,9 @@ class Service:
         self.model = ScoringModel(settings.model_dir or settings.data_dir / "demo-model", settings.inference_threads,
                                   settings.threshold_review, settings.threshold_decline)
         self.model_error: str | None = "model not loaded yet"
+        self.transaction_error: str | None = None
         self.redis: Any = None
+        self.redis_bulk: Any = None
         self.guard = RedisGuard(None, settings.redis_retry_seconds)
         self.velocity: Velocity | None = None
         self.audit: AuditWriter | None = None
@@ -95,8 +104,13 @@ class Service:
             timeout = s.redis_timeout_ms / 1000.0
             self.redis = aioredis.from_url(s.redis_url, socket_timeout=timeout, socket_connect_timeout=max(timeout, 0.2),
                                            health_check_interval=0, retry_on_timeout=False)
+            # Batches pipeline up to FRAUDSTACK_MAX_BATCH_SIZE scripts: their reply legitimately
+            # takes longer than one score's timeout, so they get a client of their own.
+            self.redis_bulk = aioredis.from_url(s.redis_url, socket_timeout=self._bulk_timeout(), socket_connect_timeout=max(timeout, 0.2),
+                                                health_check_interval=0, retry_on_timeout=False)
             self.guard = RedisGuard(self.redis, s.redis_retry_seconds)
-            self.velocity = Velocity(RedisVelocityStore(self.redis, key_prefix=f"{s.redis_key_prefix}vel", timeout=timeout), self.guard)
+            self.velocity = Velocity(RedisVelocityStore(self.redis, key_prefix=f"{s.redis_key_prefix}vel", timeout=timeout,
+                                                       result_ttl=s.velocity_result_ttl_seconds), self.guard)
         else:
             self.velocity = Velocity(MemoryVelocityStore(), None)
         self.limiter = RateLimiter(self.guard, s.redis_key_prefix, s.rate_limit_per_second)
@@ -125,9 +139,11 @@ class Service:
         from app.features import FEATURE_NAMES
 
         if tuple(self._names) != tuple(FEATURE_NAMES):
-            self.model_error = "model.json features differ from app.features.FEATURE_NAMES (model built by another feature version)"
-            log.error(self.model_error)
-            return
+            # A model trained on other columns (the pipeline's --csv mode) still serves raw
+            # vectors through the Open Inference Protocol; transactions cannot be vectorised for it.
+            self.transaction_error = ("model.json features are not app.features.FEATURE_NAMES: this model scores "
+                                      f"raw feature vectors only (POST /v2/models/{self.settings.model_name}/infer)")
+            log.warning(self.transaction_error)
         metrics.MODEL_INFO.labels(self.model.version, self.model.sha256[:12]).set(1)
 
     async def stop(self) -> None:
@@ -136,6 +152,7 @@ class Service:
             await self.audit.stop()
         if self.redis is not None:
             await self.redis.aclose()
+            await self.redis_bulk.aclose()
         self._pool.shutdown(wait=True)
         self._slow_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -150,9 +167,11 @@ class Service:
         return key_id
 
     # ------------------------------------------------------------------ scoring
-    def _ready_model(self) -> ScoringModel:
+    def _ready_model(self, transactions: bool = True) -> ScoringModel:
         if self.model_error is not None:
             raise NotReady(f"model not ready: {self.model_error}", field="model")
+        if transactions and self.transaction_error is not None:
+            raise NotReady(self.transaction_error, field="model")
         return self.model
 
     def _result(self, txn: Transaction, row: list[float], score: float, risk: int, decision: str,
@@ -285,13 +304,17 @@ class Service:
                 return [(v, False) for v in await many(raws)]
             except Exception as exc:
                 if self.velocity.guard is not None:
-                    self.velocity.guard.failed()
+                    self.velocity.guard.failed(exc)
                 else:
                     metrics.VELOCITY_ERRORS.inc()
                 log.warning("velocity store failed (%s); batch scored degraded", type(exc).__name__)
                 metrics.DEGRADED.inc(len(raws))
                 return [({}, True)] * len(raws)
         return [await self.velocity.observe(raw) for raw in raws]
+
+    def _bulk_timeout(self) -> float:
+        """Timeout of a batch's pipelined velocity scripts: a tenth of the single timeout per transaction, at least 2 s."""
+        return max(2.0, self.settings.redis_timeout_ms / 1000 * self.settings.max_batch_size / 10)
 
     async def _redis_observe_many(self, raws: list[dict[str, Any]]) -> list[dict[str, float]]:
         """All of a batch's velocity scripts in one pipelined round trip, in request order.
@@ -303,11 +326,11 @@ class Service:
         from app.features import VELOCITY_FEATURES
 
         store = self.velocity.store  # type: ignore[union-attr]
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.redis_bulk.pipeline(transaction=False)
         for raw in raws:
             keys, args = store._keys_args(raw)
             await store._script(keys=keys, args=args, client=pipe)
-        replies = await asyncio.wait_for(pipe.execute(), timeout=max(1.0, self.settings.redis_timeout_ms / 1000 * 20))
+        replies = await asyncio.wait_for(pipe.execute(), timeout=self._bulk_timeout())
         out = []
         for reply in replies:
             values = (reply.decode() if isinstance(reply, bytes) else str(reply)).split(",")
@@ -318,7 +341,7 @@ class Service:
 
     async def infer(self, matrix: np.ndarray) -> np.ndarray:
         """Raw probabilities for an already-built feature matrix (Open Inference Protocol)."""
-        model = self._ready_model()
+        model = self._ready_model(transactions=False)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, model.probabilities, matrix)
 
@@ -345,7 +368,8 @@ class Service:
         audit = self.audit
         details: dict[str, Any] = {
             "model": {"loaded": self.model_error is None, "version": self.model.version,
-                      "sha256": self.model.sha256 or None, "error": self.model_error},
+                      "sha256": self.model.sha256 or None, "error": self.model_error,
+                      "scores_transactions": self.model_error is None and self.transaction_error is None},
             "velocity_store": redis_state,
             "audit": {"sink": audit.sink.name if audit else None, "up": audit.sink_ok if audit else False,
                       "backlog": audit.backlog if audit else 0},

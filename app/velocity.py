@@ -24,7 +24,9 @@ Redis layout (one round trip per ``observe``: one Lua script, EVALSHA):
   counts with ZCOUNT;
 * ``{prefix}:pr:{name}:{a}:{b}``: sorted set of a (customer, device / ip country)
   pair's transactions;
-* ``{prefix}:res:{transaction_id}``: the features returned, for idempotency.
+* ``{prefix}:res:{transaction_id}``: the features returned, for idempotency, kept
+  ``result_ttl`` seconds (15 min by default: retries come within seconds; a retry
+  after that is recorded again).
 
 Everything expires after the longest window (7 d) without activity and is trimmed
 beyond it on every write. The keys of one transaction span many hash slots, so the
@@ -264,7 +266,8 @@ class MemoryVelocityStore:
 # ---------------------------------------------------------------------------
 # KEYS[1] result; KEYS[2..6] entity events (ENTITIES order); then for each
 # DISTINCTS entry its sorted set and prev hash; then one key per PAIRS entry.
-# ARGV: txid, t, amount, ttl_ms, longest_ms, n_windows, windows...,
+# ARGV: txid, t, amount, ttl_ms, longest_ms, n_windows, windows..., (then as below;
+# the last one is the result cache's TTL in ms)
 #       entity mask (5 chars), per distinct: counterparty or "", pair mask.
 _LUA = r"""
 local cached = redis.call('GET', KEYS[1])
@@ -415,7 +418,7 @@ for p = 1, np do
   end
 end
 local res = table.concat(out, ',')
-redis.call('SET', KEYS[1], res, 'PX', ttl)
+redis.call('SET', KEYS[1], res, 'PX', tonumber(ARGV[#ARGV]))
 return res
 """
 
@@ -429,13 +432,21 @@ class RedisVelocityStore:
     (one per environment / model generation); ``timeout`` (seconds) bounds each
     ``observe``: past it, or on any Redis error, ``VelocityUnavailable`` is raised
     and the caller scores with ``defaults()`` and reports itself degraded.
+    ``result_ttl`` (seconds) is how long a retried ``transaction_id`` gets the same
+    answer without being counted again.
     """
 
-    def __init__(self, client: Any, key_prefix: str = "fraudstack:vel", timeout: float = 0.05) -> None:
+    def __init__(self, client: Any, key_prefix: str = "fraudstack:vel", timeout: float = 0.05,
+                 result_ttl: float = 900.0) -> None:
         if not key_prefix:
             raise ValueError("RedisVelocityStore: key_prefix must not be empty")
         if not timeout > 0:
             raise ValueError("RedisVelocityStore: timeout must be > 0 seconds")
+        if not 1 <= result_ttl <= LONGEST_WINDOW_MS / 1000:
+            raise ValueError("RedisVelocityStore: result_ttl must be between 1 s and 7 days")
+        # How long a retry gets the same answer. Kept short: at 10^4 scores/s every
+        # cached result is ~1 KB of memory for its whole TTL.
+        self._result_ttl_ms = str(int(result_ttl * 1000))
         self._client = client
         self._prefix = key_prefix
         self._timeout = timeout
@@ -475,7 +486,7 @@ class RedisVelocityStore:
             keys.append(f"{p}:pr:{name}:{a or ''}:{b or ''}")
         args = [txid, str(t), repr(amount), str(LONGEST_WINDOW_MS), str(LONGEST_WINDOW_MS),
                 str(len(self._windows)), *self._windows, "".join(emask), str(len(cps)), *cps,
-                "".join(pmask), repr(SECONDS_SINCE_CAP), *dents]
+                "".join(pmask), repr(SECONDS_SINCE_CAP), *dents, self._result_ttl_ms]
         return keys, args
 
     async def observe(self, txn: Mapping[str, Any]) -> dict[str, float]:

@@ -2,9 +2,10 @@
 
 One worker pinned to core 0 (``taskset``), ``wrk`` pinned to core 1, on 127.0.0.1:
 saturation throughput, latency at fixed offered rates (paced by bench/score.lua),
-and the time of a 1,000-transaction batch. Uses Redis database 1 with a key prefix
-unique to the run and, when reachable, a PostgreSQL schema unique to the run (both
-removed at the end); never touches anything else on the shared servers.
+and the time of a 1,000-transaction batch. Velocity features come from a private
+redis-server (pinned to the client core) unless --redis-url is given; the audit trail
+goes to a PostgreSQL schema unique to the run (dropped at the end). Nothing else on
+shared servers is touched.
 
     python -m bench.run [--duration 15] [--rates 500,1000,2000] [--connections 32]
 
@@ -56,11 +57,16 @@ def _wait_ready(port: int, timeout: float = 120) -> None:
     raise TimeoutError("service did not become ready")
 
 
-def _wrk(port: int, seconds: int, connections: int, rate: int, run: str, core: str) -> dict[str, Any]:
+def _wrk(port: int, seconds: int, connections: int, rate: int, run: str, core: str,
+         oip_body: str | None = None) -> dict[str, Any]:
     env = {**os.environ, "BENCH_API_KEY": KEY, "BENCH_RUN": run, "BENCH_RATE": str(rate),
            "BENCH_CONNECTIONS": str(connections)}
+    script, path = LUA, "/v1/score"
+    if oip_body is not None:
+        env["BENCH_BODY"] = oip_body
+        script, path = ROOT / "bench" / "infer.lua", "/v2/models/fraudstack/infer"
     cmd = ["taskset", "-c", core, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-           "-s", str(LUA), f"http://127.0.0.1:{port}/v1/score"]
+           "-s", str(script), f"http://127.0.0.1:{port}{path}"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     match = re.search(r"BENCH_JSON (\{.*\})", out)
     if match is None:
@@ -75,7 +81,8 @@ def _batch(port: int, n: int, repeats: int, run: str, reasons: bool = True) -> d
     import httpx
     import orjson
 
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+                          timeout=120)
     walls, server = [], []
     for r in range(repeats):
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -98,6 +105,41 @@ def _batch(port: int, n: int, repeats: int, run: str, reasons: bool = True) -> d
             "server_model_ms_median": statistics.median(s["model"] for s in server)}
 
 
+def _oip_body(model_dir: Path) -> str:
+    """One-row Open Inference Protocol request built from model.json's reference values."""
+    meta = json.loads((model_dir / "model.json").read_text())
+    row = [float(meta["reference"]["medians"][f]) for f in meta["features"]]
+    return json.dumps({"inputs": [{"name": "input", "shape": [1, len(row)], "datatype": "FP32", "data": row}]})
+
+
+def _counters(port: int) -> dict[str, float]:
+    """Scores, degraded scores and Redis errors over the whole run (from /metrics)."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    out = {"scored": 0.0, "degraded": 0.0, "redis_errors": 0.0}
+    for line in text.splitlines():
+        if line.startswith("fraudstack_decisions_total{"):
+            out["scored"] += float(line.split()[-1])
+        elif line.startswith("fraudstack_degraded_scores_total "):
+            out["degraded"] = float(line.split()[-1])
+        elif line.startswith("fraudstack_velocity_errors_total "):
+            out["redis_errors"] = float(line.split()[-1])
+    return out
+
+
+def _script_cost(url: str) -> float | None:
+    """Redis CPU per velocity script (EVALSHA) over the run, from INFO commandstats."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats").get("cmdstat_evalsha")
+    finally:
+        client.close()
+    return float(stats["usec_per_call"]) if stats else None
+
+
 def _machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -114,10 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     p.add_argument("--rates", default="500,1000,2000", help="fixed offered rates (requests/s)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections at saturation")
-    p.add_argument("--paced-connections", type=int, default=16, help="wrk connections for fixed-rate runs")
+    p.add_argument("--connections", type=int, default=16, help="wrk connections at saturation")
+    p.add_argument("--paced-connections", type=int, default=64,
+                   help="wrk connections for fixed-rate runs (many, so the pause after each response dominates its latency)")
     p.add_argument("--model-dir", type=Path, help="model directory (default: the demo model, built once)")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
+    p.add_argument("--redis-url", default="",
+                   help="Redis for velocity features (default: a private redis-server on a free port, pinned to the "
+                        "client core, so other users of the shared Redis do not skew the figures)")
     p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
                    help="PostgreSQL for the audit trail ('' for SQLite)")
     p.add_argument("--server-core", default="0")
@@ -137,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
 
             model_dir = Path(build_demo_model(model_dir))
     prefix, schema = f"bench:{run}:", f"bench_{run}"
+    redis_proc = None
+    if not args.redis_url:
+        rport = _free_port()
+        redis_proc = subprocess.Popen(["taskset", "-c", args.client_core, "redis-server", "--port", str(rport), "--bind",
+                                       "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data_dir)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args.redis_url = f"redis://127.0.0.1:{rport}/0"
+        time.sleep(0.5)
     env = {**os.environ, "FRAUDSTACK_MODEL_DIR": str(model_dir), "FRAUDSTACK_REDIS_URL": args.redis_url,
            "FRAUDSTACK_REDIS_KEY_PREFIX": prefix, "FRAUDSTACK_API_KEYS": KEY, "FRAUDSTACK_DATA_DIR": str(data_dir),
            # The per-key limit would cap saturation; it is exercised by the tests, not measured here.
@@ -147,18 +200,29 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port()
     machine = _machine()
     server = subprocess.Popen(["taskset", "-c", args.server_core, sys.executable, "-m", "app", "serve", "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(data_dir / "server.log").open("wb"))
     results: dict[str, Any] = {"machine": machine, "run": run, "model_dir": str(model_dir),
+                               "redis": "private redis-server on the client core" if redis_proc else args.redis_url,
                                "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
         _wait_ready(port)
         _wrk(port, 3, args.connections, 0, run + "w", args.client_core)  # warm-up
+        # One connection, one request at a time: comparable with the sequential-client
+        # figures of other model servers in /work/shared/reference/anchors.md.
+        results["sequential"] = _wrk(port, args.duration, 1, 0, run + "q", args.client_core)
         results["saturation"] = _wrk(port, args.duration, args.connections, 0, run + "s", args.client_core)
+        # The Open Inference Protocol on the same model: one raw row (the reference values),
+        # no velocity, no audit; the request issue 9 sends to peer model servers too.
+        oip = _oip_body(model_dir)
+        results["oip_sequential"] = _wrk(port, args.duration, 1, 0, run, args.client_core, oip)
+        results["oip_saturation"] = _wrk(port, args.duration, args.connections, 0, run, args.client_core, oip)
         results["fixed_rate"] = [
             {"offered_rps": r, **_wrk(port, args.duration, args.paced_connections, r, f"{run}r{r}", args.client_core)}
             for r in (int(x) for x in args.rates.split(",") if x)]
         results["batch"] = _batch(port, 1000, 20, run)
         results["batch_without_reasons"] = _batch(port, 1000, 20, run, reasons=False)
+        results["counters"] = _counters(port)
+        results["redis_script_usec_per_call"] = _script_cost(args.redis_url)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -166,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         _cleanup(args, prefix, schema)
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
         shutil.rmtree(data_dir, ignore_errors=True)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
@@ -202,11 +269,16 @@ def _markdown(r: dict[str, Any]) -> str:
              f"{', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}", "",
              "| run | offered (req/s) | achieved (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | non-2xx | socket errors |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    rows = [("saturation", "max", r["saturation"])] + [("fixed rate", str(x["offered_rps"]), x) for x in r["fixed_rate"]]
+    rows = [("/v1/score sequential (1 connection)", "-", r["sequential"]), ("/v1/score saturation", "max", r["saturation"])]
+    rows += [(f"/v1/score fixed rate", str(x["offered_rps"]), x) for x in r["fixed_rate"]]
+    rows += [("OIP /v2/.../infer sequential", "-", r["oip_sequential"]), ("OIP /v2/.../infer saturation", "max", r["oip_saturation"])]
     for name, offered, x in rows:
         lines.append(f"| {name} | {offered} | {x['throughput_rps']:.0f} | {x['p50_us'] / 1000:.2f} | {x['p90_us'] / 1000:.2f} | "
                      f"{x['p99_us'] / 1000:.2f} | {x['p999_us'] / 1000:.2f} | {x['non2xx']} | {x['socket_errors']} |")
-    lines.append("")
+    c = r["counters"]
+    lines += ["", f"Scores over the run: {c['scored']:.0f}; scored degraded (without velocity features): {c['degraded']:.0f}; "
+              f"Redis errors/timeouts: {c['redis_errors']:.0f}; Redis CPU per velocity script: "
+              f"{r.get('redis_script_usec_per_call') or float('nan'):.0f} µs (INFO commandstats)", ""]
     for b in (r["batch"], r["batch_without_reasons"]):
         lines.append(f"Batch of {b['size']} {'with' if b['reasons'] else 'without'} reasons (median of {b['repeats']}): "
                      f"round trip {b['round_trip_ms_median']:.1f} ms (min {b['round_trip_ms_min']:.1f}); in the service "

@@ -53,14 +53,20 @@ def choose_thresholds(p: np.ndarray, y: np.ndarray, amounts: np.ndarray | None,
                       costs: CostModel, n_candidates: int = 400) -> dict[str, float]:
     """Review and decline cut-offs (review <= decline) minimising the total cost.
 
-    Candidates are score quantiles, dense in the top tail where fraud lives; every
+    Candidates are the scores of the frauds (an optimal cut-off sits exactly on
+    one when declining a legitimate transaction costs more than reviewing it: moving
+    a cut-off up to the next fraud's score only removes legitimate transactions from
+    the band above it) plus score quantiles dense in the top tail; every
     (review, decline) pair is evaluated exactly with cumulative sums.
     """
     p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y)
     loss = _losses(y, amounts, costs)
     qs = 1.0 - np.logspace(-5, 0, n_candidates)
-    cand = np.unique(np.concatenate([np.quantile(p, np.clip(qs, 0, 1)), [np.inf]]))
+    pos = np.unique(p[y == 1])
+    if len(pos) > 3000:  # bound the pair matrix (3,400^2 floats)
+        pos = np.quantile(pos, np.linspace(0, 1, 3000))
+    cand = np.unique(np.concatenate([np.quantile(p, np.clip(qs, 0, 1)), pos, [np.inf]]))
     order = np.argsort(p)
     ps, ls, legit = p[order], loss[order], (y[order] == 0).astype(np.float64)
     cum_loss = np.concatenate([[0.0], np.cumsum(ls)])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from app.training.procedure import FAST_GRID, ProcedureArgs
 from app.training.simulate import SimulationArgs, simulate
 from app.training.train import dataset_from_transactions, train_and_export
@@ -21,8 +23,11 @@ def build_demo_model(out_dir: Path, rows: int = DEMO_ROWS, seed: int = 7) -> Pat
     out_dir = Path(out_dir)
     df = simulate(SimulationArgs(rows=rows, fraud_rate=0.01, days=21, seed=seed))
     data = dataset_from_transactions(df, f"demo: simulate(rows={rows}, fraud_rate=0.01, days=21, seed={seed})")
-    train_and_export(data, out_dir, args=ProcedureArgs(grid=FAST_GRID, max_iter=200, n_iter_no_change=20),
-                     log=None)
+    # One OpenMP thread: on a busy machine (a server starting next to its
+    # workers) multi-threaded tree fitting on small data is ~10x slower, not faster.
+    with threadpool_limits(1):
+        train_and_export(data, out_dir, args=ProcedureArgs(grid=FAST_GRID, max_iter=200, n_iter_no_change=20),
+                         log=None)
     return out_dir
 
 

@@ -12,7 +12,6 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 
@@ -53,11 +52,23 @@ def figures(y: np.ndarray, p: np.ndarray, p_base: np.ndarray | None,
     out["roc"] = _png(fig)
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    frac, mean = calibration_curve(y, p, n_bins=10, strategy="quantile")
-    ax.plot(mean, frac, "o-", label="model")
-    ax.plot([1e-5, 1], [1e-5, 1], "k--", lw=1, label="perfect")
+    # Log-spaced bins: at 0.1-1% fraud almost all rows sit below 1e-3, where
+    # quantile bins would hold no fraud at all and vanish from a log plot.
+    edges = np.logspace(-6, 0, 13)
+    idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    mean, frac, n = [], [], []
+    for b in range(len(edges) - 1):
+        sel = idx == b
+        if sel.sum() >= 20 and y[sel].sum() > 0:
+            mean.append(p[sel].mean())
+            frac.append(y[sel].mean())
+            n.append(int(sel.sum()))
+    ax.plot(mean, frac, "o-", label="model (bins with fraud, >= 20 rows)")
+    for xm, fr, cnt in zip(mean, frac, n):
+        ax.annotate(f"{cnt:,}", (xm, fr), fontsize=7, xytext=(3, -8), textcoords="offset points")
+    ax.plot([1e-6, 1], [1e-6, 1], "k--", lw=1, label="perfect")
     ax.set(xscale="log", yscale="log", xlabel="predicted probability", ylabel="observed fraud rate",
-           title="Calibration (quantile bins)")
+           title="Calibration (log-spaced bins, row counts)")
     ax.legend()
     out["calibration"] = _png(fig)
 
@@ -94,7 +105,9 @@ def write_report(path: Path, meta: dict, figs: dict[str, str]) -> None:
     scen = m.get("per_scenario", {})
     scen_rows = "".join(
         f"<tr><td>{html.escape(s)}</td><td>{v['positives']}</td><td>{v['recall_at_review']:.3f}</td>"
-        f"<td>{v['recall_at_0.01_fpr']:.3f}</td><td>{v['average_precision']:.4f}</td></tr>"
+        f"<td>{v['recall_at_0.01_fpr']:.3f}</td><td>{v['average_precision']:.4f}</td>"
+        f"<td>{v.get('fraud_amount', float('nan')):,.0f}</td><td>{v.get('stopped_amount', float('nan')):,.0f}</td>"
+        f"<td>{v.get('stopped_amount_baseline', float('nan')):,.0f}</td></tr>"
         for s, v in scen.items())
     cost = m.get("cost", {})
     cost_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,.2f}</td></tr>" for k, v in cost.items())
@@ -114,7 +127,7 @@ Chosen hyper-parameters: <code>{html.escape(str(meta['training']['hyperparameter
 (risk score {th['decline_risk_score']}); costs {html.escape(str(meta['costs']))}.</p>
 <table><tr><th>cut-off</th><th>risk score</th><th>precision</th><th>recall</th><th>flag rate</th><th>FPR</th></tr>{rows}</table>
 <h2>Cost on the held-out period</h2><table>{cost_rows}</table>
-{'<h2>Per fraud scenario</h2><table><tr><th>scenario</th><th>frauds</th><th>recall at review cut-off</th><th>recall @1% FPR</th><th>AUPRC vs legitimate</th></tr>' + scen_rows + '</table>' if scen else ''}
+{'<h2>Per fraud scenario</h2><table><tr><th>scenario</th><th>frauds</th><th>recall at review cut-off</th><th>recall @1% FPR</th><th>AUPRC vs legitimate</th><th>fraud amount</th><th>stopped (model)</th><th>stopped (baseline)</th></tr>' + scen_rows + '</table>' if scen else ''}
 <h2>Plots</h2>
 {_img(figs['pr'], 'Precision-recall curve')}{_img(figs['roc'], 'ROC curve')}
 {_img(figs['calibration'], 'Calibration')}{_img(figs['scores'], 'Score distribution by class')}

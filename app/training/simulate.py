@@ -208,11 +208,9 @@ def _fraud(rng: np.random.Generator, world: _World, n_target: int, days: int,
             pool = far if len(far) else np.arange(world.n_merch)
             for _ in range(min(int(rng.integers(1, 4)), quotas[scen] - counts[scen])):
                 t += int(rng.integers(600_000, 14_400_000))
-                if t >= base + span:
+                if t >= base + span:  # the stream ends before the card is used
                     break
                 add(t, c, k, rng.choice(pool), False, rng.lognormal(5.0, 0.7), abroad, None, None, scen)
-            if len(rows) and rows[-1]["fraud_scenario"] != scen:
-                quotas[scen] = max(counts[scen], quotas[scen] - 1)  # ran past the end
         else:  # stolen_card_online
             c, k = victim()
             dev = fraud_devices[rng.integers(len(fraud_devices))]
@@ -246,6 +244,8 @@ def simulate(args: SimulationArgs, progress: bool = False) -> pd.DataFrame:
         legit = pd.concat(chunks, ignore_index=True)
         fraud = _fraud(rng, world, n_fraud, args.days, legit, bar)
     df = pd.concat([legit, fraud], ignore_index=True)
+    if len(df) > args.rows:  # a burst may overshoot its quota by its tail
+        df = df.iloc[: args.rows]
     df = df.sort_values(["t"], kind="stable").reset_index(drop=True)
     n = len(df)
     cust = df["cust"].to_numpy()

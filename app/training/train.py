@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
+from threadpoolctl import threadpool_limits
 
 from app.risk import risk_score
 from app.training.costs import CostModel, choose_thresholds, threshold_table, total_cost
@@ -45,7 +46,8 @@ from app.training.procedure import (
     fit_platt,
     log_to_stderr,
     metrics,
-    search,
+    sample_negatives,
+    search_then_fit,
     split_rows,
 )
 from app.training.report import figures, write_report
@@ -64,6 +66,8 @@ class Dataset:
     amounts: np.ndarray | None = None
     scenarios: np.ndarray | None = None
     source: str = ""
+    # When each row's label became known (same unit as ``times``), for --label-delay.
+    label_times: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.X.ndim != 2 or self.X.shape[1] != len(self.feature_names):
@@ -74,36 +78,64 @@ class Dataset:
             raise ValueError("labels must be 0/1")
 
 
-def _per_scenario(y, p, scenarios, review: float) -> dict:
+def _per_scenario(y, p, scenarios, review: float, amounts=None, p_base=None, base_review=None) -> dict:
+    """Per fraud scenario: AUPRC and recall of that scenario against all legitimate
+    rows, and the fraud amount stopped (reviewed or declined) by model and baseline."""
     out = {}
     legit = y == 0
     for s in sorted(set(scenarios[y == 1]) - {""}):
         rows = legit | (scenarios == s)
         m = metrics(y[rows], p[rows])
-        flagged = (p >= review) & (scenarios == s)
-        out[str(s)] = {"positives": m["positives"], "average_precision": m.get("average_precision", 0.0),
-                       "recall_at_0.01_fpr": m.get("recall_at_0.01_fpr", 0.0),
-                       "recall_at_review": float(flagged.sum() / max(m["positives"], 1))}
+        mine = scenarios == s
+        flagged = (p >= review) & mine
+        entry = {"positives": m["positives"], "average_precision": m.get("average_precision", 0.0),
+                 "recall_at_0.01_fpr": m.get("recall_at_0.01_fpr", 0.0),
+                 "recall_at_review": float(flagged.sum() / max(m["positives"], 1))}
+        if amounts is not None:
+            entry["fraud_amount"] = float(amounts[mine].sum())
+            entry["stopped_amount"] = float(amounts[flagged].sum())
+            if p_base is not None:
+                entry["stopped_amount_baseline"] = float(amounts[(p_base >= base_review) & mine].sum())
+        out[str(s)] = entry
     return out
 
 
 def train_and_export(data: Dataset, out_dir: Path, costs: CostModel = CostModel(),
                      args: ProcedureArgs = ProcedureArgs(),
-                     log: Callable[[str], None] | None = log_to_stderr) -> dict:
-    """The whole procedure; returns model.json's content."""
+                     log: Callable[[str], None] | None = log_to_stderr,
+                     label_delay: bool = False) -> dict:
+    """The whole procedure; returns model.json's content.
+
+    ``label_delay``: train as a bank would on the first day of the validation
+    period, when frauds whose chargeback has not arrived yet still look legitimate
+    (needs ``data.label_times``). Validation and test keep the final labels.
+    """
     say = log or (lambda _m: None)
     t0 = time.perf_counter()
     X = np.asarray(data.X, dtype=np.float32)
     y = np.asarray(data.y, dtype=np.int64)
     split = split_rows(y, data.times, args)
-    Xtr, ytr = X[split.train], y[split.train]
+    y_fit = y.copy()
+    hidden = 0
+    if label_delay:
+        if data.label_times is None or not split.time_ordered:
+            raise ValueError("--label-delay needs label times and a time column")
+        cutoff = np.asarray(data.times)[split.val].min()
+        late = np.zeros(len(y), dtype=bool)
+        late[split.train] = np.asarray(data.label_times)[split.train] > cutoff
+        hidden = int((late & (y == 1)).sum())
+        y_fit[late] = 0
+        say(f"label delay: {hidden} training frauds not yet reported at the cutoff are labelled legitimate")
+    fit_rows, neg_share = sample_negatives(split.train, y_fit, args)
+    Xtr, ytr = X[fit_rows], y_fit[fit_rows]
     Xva, yva = X[split.val], y[split.val]
     Xte, yte = X[split.test], y[split.test]
-    say(f"split ({'time-ordered' if split.time_ordered else 'stratified'}): train {len(ytr):,} "
+    say(f"split ({'time-ordered' if split.time_ordered else 'stratified'}): train {len(split.train):,} "
+        f"(fitting on {len(ytr):,}: {neg_share:.1%} of negatives) "
         f"({ytr.sum()} fraud), validation {len(yva):,} ({yva.sum()}), test {len(yte):,} ({yte.sum()})")
 
     say(f"searching {len(args.grid)} regularisation settings (early stopping on validation AP)")
-    found = search(Xtr, ytr, Xva, yva, args, log=say)
+    found = search_then_fit(Xtr, ytr, Xva, yva, args, log=say)
     model = found.model
     raw_val = model.predict_proba(Xva)[:, 1]
     a, b = fit_platt(raw_val, yva)
@@ -121,6 +153,7 @@ def train_and_export(data: Dataset, out_dir: Path, costs: CostModel = CostModel(
     amt = lambda idx: None if data.amounts is None else np.asarray(data.amounts)[idx]  # noqa: E731
     th = choose_thresholds(p_val, yva, amt(split.val), costs)
     bth = choose_thresholds(pb_val, yva, amt(split.val), costs)
+    all_baseline_thresholds = bth
     thresholds = {**th, "review_risk_score": int(risk_score(th["review"])),
                   "decline_risk_score": int(risk_score(th["decline"]))}
     say(f"thresholds: review >= {th['review']:.5f}, decline >= {th['decline']:.5f}")
@@ -134,10 +167,11 @@ def train_and_export(data: Dataset, out_dir: Path, costs: CostModel = CostModel(
     cost["saved_vs_approve_all"] = cost["approve_all"] - cost["model"]
     cost["saved_vs_baseline"] = cost["baseline"] - cost["model"]
     all_metrics = {"test": m_test, "validation": metrics(yva, p_val),
-                   "baseline_test": metrics(yte, pb_test), "cost": cost}
+                   "baseline_test": metrics(yte, pb_test), "baseline_thresholds": all_baseline_thresholds,
+                   "cost": cost}
     if data.scenarios is not None:
         all_metrics["per_scenario"] = _per_scenario(yte, p_test, np.asarray(data.scenarios)[split.test],
-                                                    th["review"])
+                                                    th["review"], amt(split.test), pb_test, bth["review"])
     say(f"held-out: AUPRC {m_test.get('average_precision', float('nan')):.4f} "
         f"(baseline {all_metrics['baseline_test'].get('average_precision', float('nan')):.4f}), "
         f"recall@1%FPR {m_test.get('recall_at_0.01_fpr', float('nan')):.3f}")
@@ -169,7 +203,10 @@ def train_and_export(data: Dataset, out_dir: Path, costs: CostModel = CostModel(
                         "fitted_on": "validation period", "inside_onnx": True},
         "training": {
             "source": data.source,
-            "rows": {"train": int(len(ytr)), "validation": int(len(yva)), "test": int(len(yte))},
+            "rows": {"train": int(len(split.train)), "fitted": int(len(ytr)), "validation": int(len(yva)),
+                     "test": int(len(yte))},
+            "negatives_kept": neg_share,
+            "label_delay": {"applied": label_delay, "frauds_hidden": hidden},
             "positives": {"train": int(ytr.sum()), "validation": int(yva.sum()), "test": int(yte.sum())},
             "positive_rate": float(y.mean()),
             "time_ordered": split.time_ordered,
@@ -238,6 +275,8 @@ def dataset_from_transactions(df: pd.DataFrame, source: str) -> Dataset:
     return Dataset(X=X, y=df["is_fraud"].to_numpy(dtype=np.int64), feature_names=FEATURE_NAMES,
                    times=_timestamps_ms(df["timestamp"]).astype(np.float64),
                    amounts=df["amount"].to_numpy(dtype=np.float64),
+                   label_times=(_timestamps_ms(df["label_available_at"]).astype(np.float64)
+                                if "label_available_at" in df else None),
                    scenarios=df["fraud_scenario"].fillna("").astype(str).to_numpy()
                    if "fraud_scenario" in df else None, source=source)
 
@@ -296,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fraud-loss", type=float, default=CostModel.fraud_loss,
                    help="loss per approved fraud when amounts are unknown")
     p.add_argument("--fast", action="store_true", help="one regularisation setting instead of the search")
+    p.add_argument("--label-delay", action="store_true",
+                   help="simulator data: hide training frauds whose label arrives after the training cutoff")
+    p.add_argument("--jobs", type=int, default=2, help="search candidates fitted in parallel processes")
+    p.add_argument("--threads", type=int, default=0,
+                   help="OpenMP threads for tree fitting (0 = all cores; use 1 on a busy shared machine)")
     a = p.parse_args(argv)
     if a.csv is not None and not a.label:
         p.error("--csv needs --label COLUMN")
@@ -323,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
             log_to_stderr(f"features: {data.X.shape[0]:,} x {data.X.shape[1]} in {time.perf_counter() - started:.1f}s")
         from app.training.procedure import FAST_GRID
 
-        args = ProcedureArgs(grid=FAST_GRID) if a.fast else ProcedureArgs()
-        train_and_export(data, a.out, costs, args)
+        args = ProcedureArgs(grid=FAST_GRID if a.fast else ProcedureArgs().grid, n_jobs=max(1, a.jobs))
+        with threadpool_limits(a.threads if a.threads > 0 else None):
+            train_and_export(data, a.out, costs, args, label_delay=a.label_delay)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

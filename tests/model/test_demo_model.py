@@ -13,6 +13,7 @@ import pytest
 from app.features import FEATURE_NAMES, vectorize
 from app.risk import risk_score
 from app.training.demo import build_demo_model
+from app.training.simulate import SCENARIOS
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,13 @@ def test_demo_model_directory(demo_dir):
     assert meta["metrics"]["test"]["average_precision"] > 0.5  # a working model, not noise
     assert meta["training"]["onnx_max_abs_diff"] <= 1e-5
     assert (out / "report.html").stat().st_size > 10_000
+    scen = meta["metrics"]["per_scenario"]
+    assert set(scen) == set(SCENARIOS)
+    for v in scen.values():
+        assert 0 <= v["stopped_amount"] <= v["fraud_amount"] and 0 <= v["recall_at_review"] <= 1
+    c = meta["metrics"]["cost"]
+    assert c["saved_vs_approve_all"] == pytest.approx(c["approve_all"] - c["model"])
+    assert c["model"] < c["approve_all"]
 
     sess = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["input"]
@@ -47,3 +55,17 @@ def test_demo_model_directory(demo_dir):
     probs = sess.run(["probabilities"], {"input": np.repeat(x, 3, axis=0)})[0]
     assert probs.shape == (3, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_summary_of_a_model_directory(demo_dir, capsys):
+    from app.training.summary import main
+
+    out, _ = demo_dir
+    meta = json.loads((out / "model.json").read_text())
+    assert main([str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"{meta['metrics']['test']['average_precision']:.4f}" in text
+    for scenario in SCENARIOS:
+        assert f"| {scenario} |" in text
+    assert main([str(out / "missing")]) == 2
+    assert "cannot read" in capsys.readouterr().err

@@ -93,12 +93,14 @@ def test_redis_store_is_idempotent_and_sets_ttls(redis_prefix):
     async def run():
         client = redis.Redis.from_url(REDIS_URL)
         try:
-            store = RedisVelocityStore(client, key_prefix=redis_prefix, timeout=2.0)
+            store = RedisVelocityStore(client, key_prefix=redis_prefix, timeout=2.0, result_ttl=60)
             first = [await store.observe(r) for r in recs]
             again = [await store.observe(r) for r in recs]  # retries: same answers, no double count
             nxt = dict(recs[-1], transaction_id="new-one")
             after = await store.observe(nxt)
             ttls = [await client.pttl(k) async for k in client.scan_iter(match=f"{redis_prefix}:*")]
+            res_ttls = [await client.pttl(k) async for k in client.scan_iter(match=f"{redis_prefix}:res:*")]
+            assert len(res_ttls) == len(recs) + 1 and all(0 < t <= 60_000 for t in res_ttls)
             return first, again, after, ttls
         finally:
             await client.aclose()
@@ -144,6 +146,8 @@ def test_redis_unavailable_raises_clear_error():
 
     asyncio.run(run())
     assert RedisVelocityStore.defaults()["card_seconds_since_prev"] == SECONDS_SINCE_CAP
+    with pytest.raises(ValueError, match="result_ttl"):
+        RedisVelocityStore(redis.Redis.from_url(REDIS_URL), key_prefix="x", result_ttl=0)
 
 
 def test_no_future_leakage(stream):

@@ -344,3 +344,37 @@ def test_unexpected_error_is_500_json_without_details(make_settings: Any, caplog
     body = assert_error(r, 500, "internal_error", None)
     assert "ctok_leaky_token" not in r.text and "RuntimeError" not in r.text and body["message"].startswith("internal error")
     assert "unhandled RuntimeError at test_api.py:" in caplog.text and "Traceback" not in caplog.text and "ctok_leaky_token" not in caplog.text
+
+
+def test_model_with_other_features_serves_raw_vectors_only(make_settings: Any, tmp_path: Any, model_dir: Any) -> None:
+    import hashlib
+    import shutil
+
+    other = tmp_path / "csv-model"
+    shutil.copytree(model_dir, other)
+    meta = json.loads((other / "model.json").read_text())
+    meta["features"] = [f"col_{i}" for i in range(len(meta["features"]))]
+    meta["reference"] = {"medians": {f"col_{i}": 0.0 for i in range(len(meta["features"]))}}
+    meta["sha256"] = hashlib.sha256((other / "model.onnx").read_bytes()).hexdigest()
+    (other / "model.json").write_text(json.dumps(meta))
+    with TestClient(create_app(make_settings(model_dir=other))) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["model"]["scores_transactions"] is False
+        body = assert_error(client.post("/v1/score", json=txn(1), headers=H), 503, "not_ready", "model")
+        assert "/v2/models/fraudstack/infer" in body["message"]
+        row = [float("nan")] + [0.0] * (len(FEATURE_NAMES) - 1)  # NaN = missing, accepted
+        req = {"inputs": [{"name": "input", "shape": [1, len(FEATURE_NAMES)], "datatype": "FP32", "data": row}]}
+        r = client.post("/v2/models/fraudstack/infer", content=json.dumps(req), headers={**H, "content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        inf = {"inputs": [{**req["inputs"][0], "data": [1e39] + row[1:]}]}  # overflows float32
+        assert_error(client.post("/v2/models/fraudstack/infer", json=inf, headers=H), 422, "validation_error", "inputs[0].data")
+
+
+def test_velocity_result_ttl_reaches_redis(make_settings: Any, redis_prefix: str) -> None:
+    import redis
+
+    settings = make_settings(redis_url=SHARED_REDIS, redis_key_prefix=redis_prefix, velocity_result_ttl_seconds=30)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/score", json=txn(1), headers=H).json()["degraded"] is False
+    ttl = redis.Redis.from_url(SHARED_REDIS).pttl(f"{redis_prefix}vel:res:txn-000001")
+    assert 0 < ttl <= 30_000

@@ -62,3 +62,11 @@ def test_keys_from_secrets_manager(monkeypatch: pytest.MonkeyPatch) -> None:
     fallback = Settings(environment="production", api_keys_secret_id="fraudstack/nope", aws_region="eu-west-1",
                         api_keys=[STRONG[::-1]])
     assert key_digests(fallback) == [hash_api_key(STRONG[::-1])]
+
+
+def test_settings_table_in_docs_lists_every_variable() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "service.md").read_text()
+    missing = [f"FRAUDSTACK_{name.upper()}" for name in Settings.model_fields if f"| `FRAUDSTACK_{name.upper()}` |" not in text]
+    assert missing == []

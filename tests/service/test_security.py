@@ -121,3 +121,26 @@ def test_rate_limit_falls_back_in_process() -> None:
         return ok
 
     assert asyncio.run(scenario()) == 5
+
+
+def test_redis_guard_opens_at_once_on_lost_connections_and_after_repeated_timeouts() -> None:
+    import redis.exceptions
+
+    from app.velocity import VelocityUnavailable
+
+    guard = RedisGuard(object(), retry_seconds=60.0, threshold=3)
+    for _ in range(2):
+        guard.failed(VelocityUnavailable("no answer within 0.025s"))
+    assert guard.usable  # two slow calls in a row are not an outage
+    guard.succeeded()
+    guard.failed(TimeoutError())
+    guard.failed(redis.exceptions.TimeoutError())
+    assert guard.usable
+    guard.failed(redis.exceptions.TimeoutError())
+    assert not guard.usable  # the third in a row is
+    lost = RedisGuard(object(), retry_seconds=60.0, threshold=3)
+    try:
+        raise VelocityUnavailable("redis velocity store: ConnectionError") from redis.exceptions.ConnectionError("refused")
+    except VelocityUnavailable as exc:
+        lost.failed(exc)
+    assert not lost.usable
