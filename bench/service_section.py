@@ -1,6 +1,6 @@
 """Put the newest ``python -m bench.run`` results into docs/BENCHMARKS.md.
 
-    python -m bench.run && python -m bench.service_section
+    python -m bench.run && python -m bench.service_section ["the bench.run command, for the text"]
 
 Rewrites the ``service-bench`` section (bench/docs.py markers) with that run's table and
 the machine-readable capacity line read by ``python -m tools.capacity`` (delivery):
@@ -35,9 +35,10 @@ def main() -> int:
         print("bench.service_section: no bench/results/<time>.json; run python -m bench.run first", file=sys.stderr)
         return 2
     r = json.loads(runs[-1].read_text())
+    command = sys.argv[1] if len(sys.argv) > 1 else "python -m bench.run"
     load = r["machine"]["loadavg_at_start"]
     body = "\n".join([
-        f"Run of {r['time']} (`python -m bench.run`, defaults), raw results in `bench/results/{runs[-1].name}`; "
+        f"Run of {r['time']} (`{command}`), raw results in `bench/results/{runs[-1].name}`; "
         f"load average at the start {', '.join(f'{x:.2f}' for x in load)}.",
         "", _markdown(r), "",
         "Machine-readable figures of this run for the capacity model (`python -m tools.capacity` turns them into "
