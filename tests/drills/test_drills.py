@@ -79,15 +79,18 @@ def test_redis_stopped_under_load_scores_degraded_and_recovers(service_process: 
     assert svc.terminate() == 0
 
 
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_postgres_stopped_under_load_then_restarted_loses_and_duplicates_nothing(
-        service_process: Any, private_pg: PrivatePostgres, pg_schema: str) -> None:
+        service_process: Any, private_pg: PrivatePostgres, pg_schema: str, mode: str) -> None:
+    """``fast``: a clean shutdown; ``immediate``: a crash (no checkpoint, connections cut
+    mid-transaction, recovery on restart), where a committed batch may lose its ack."""
     svc = service_process({"FRAUDSTACK_DATABASE_URL": private_pg.url, "FRAUDSTACK_DATABASE_SCHEMA": pg_schema,
                            "FRAUDSTACK_AUDIT_FLUSH_MS": "20", "FRAUDSTACK_AUDIT_RETRY_SECONDS": "0.3"})
     assert wait_until(lambda: httpx.get(svc.url + "/health/ready").json()["audit"]["up"], 10)
     # Every 10th request is a client retry: the same body again, which is the same audit record.
     load = Load(svc.url, "pgdown", concurrency=4, repeat_every=10).start()
     time.sleep(1.0)
-    private_pg.stop()
+    private_pg._as_postgres([str(private_pg.bin / "pg_ctl"), "-D", str(private_pg.data), "-m", mode, "-w", "stop"])
     assert wait_until(lambda: httpx.get(svc.url + "/health/ready").json()["audit"]["up"] is False, 10)
     time.sleep(1.5)
     private_pg.start()
