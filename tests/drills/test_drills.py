@@ -220,3 +220,32 @@ def test_slow_redis_timeouts_are_honoured_and_latency_stays_bounded(service_proc
         rows = db.execute("SELECT transaction_id, features FROM decisions WHERE transaction_id LIKE 'probe-%' "
                           "ORDER BY transaction_id").fetchall()
     assert [(t, json.loads(f)[column]) for t, f in rows] == [(f"probe-{i:06d}", float(i)) for i in range(4)]
+
+
+def test_sigterm_while_postgres_is_down_spools_and_the_next_start_replays(
+        service_process: Any, private_pg: PrivatePostgres, pg_schema: str, tmp_path: Path) -> None:
+    env = {"FRAUDSTACK_DATABASE_URL": private_pg.url, "FRAUDSTACK_DATABASE_SCHEMA": pg_schema,
+           "FRAUDSTACK_AUDIT_FLUSH_MS": "20", "FRAUDSTACK_AUDIT_RETRY_SECONDS": "0.3"}
+    svc = service_process(env)
+    assert wait_until(lambda: httpx.get(svc.url + "/health/ready").json()["audit"]["up"], 10)
+    load = Load(svc.url, "spool", concurrency=4).start()
+    time.sleep(0.8)
+    private_pg.stop()
+    time.sleep(1.2)
+    outcomes = load.stop()
+    _ok(outcomes)
+    # The database is still down: the graceful stop must put everything queued on disk.
+    assert svc.terminate() == 0, svc.output()
+    spool = tmp_path / "data" / "spool"
+    spooled = sum(int(p.name.split("-")[2]) for p in spool.glob("*.json"))
+    private_pg.start()
+    before_restart = count_rows(private_pg.url, pg_schema)
+    assert spooled > 0 and before_restart + spooled >= len(outcomes)
+    # The next start replays the spool: every score served is in the audit trail, once.
+    svc2 = service_process(env)
+    assert wait_rows(private_pg.url, pg_schema, len(outcomes)) == len(outcomes)
+    assert wait_until(lambda: not list(spool.glob("*.json")), 10)
+    with psycopg.connect(private_pg.url) as conn:
+        ids = [r[0] for r in conn.execute(f'SELECT transaction_id FROM "{pg_schema}".decisions')]
+    assert sorted(ids) == sorted(o.json["transaction_id"] for o in outcomes)
+    assert svc2.terminate() == 0
