@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import sys
@@ -60,7 +61,7 @@ def audit_rows(database_url: str, schema: str) -> int:
         return conn.execute(f'SELECT count(*) FROM "{schema}".decisions').fetchone()[0]
 
 
-def plot(r: dict[str, Any]) -> None:
+def plot(r: dict[str, Any], path: Path = PLOT) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,11 +80,11 @@ def plot(r: dict[str, Any]) -> None:
     b.plot(t, [s["rss_mb"] for s in seg], marker="o", color="tab:purple")
     b.set_xlabel("minutes")
     b.set_ylabel("server RSS (MiB)")
-    b.set_ylim(bottom=0)
+    b.set_ylim(0, max(s["rss_mb"] for s in seg) * 1.2)
     b.grid(True, alpha=0.3)
     fig.suptitle(f"Soak: /v1/score at {r['rate']} req/s with Redis + PostgreSQL, one worker; {r['time']}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(PLOT, dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -94,7 +95,7 @@ def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     minutes = r["elapsed_s"] / 60
     lines = [
-        f"Run of {r['time']}: `python -m bench.soak --minutes {r['args']['minutes']} --rate {r['rate']} --segment {r['args']['segment']}`"
+        f"Run of {r['time']}: `{r['command']}`"
         f" ({r['rate_source']}); raw results in `{r['raw']}`. Load average before: "
         f"{', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}; after: {', '.join(f'{x:.2f}' for x in r['loadavg_at_end'])}.",
         "",
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
     p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    p.add_argument("--section", default="soak", help="docs/BENCHMARKS.md section to write (bench/docs.py markers)")
+    p.add_argument("--heading", default="Soak: /v1/score at half capacity, Redis and PostgreSQL on")
     p.add_argument("--no-docs", action="store_true")
     args = p.parse_args(argv)
     if args.rate:
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="fraudstack-soak-"))
     model_dir = ensure_model()
     r: dict[str, Any] = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+                         "command": "python -m bench.soak " + shlex.join(sys.argv[1:] if argv is None else argv),
                          "rate": rate, "rate_source": source,
                          "args": {"minutes": args.minutes, "segment": args.segment, "connections": args.connections},
                          "segments": []}
@@ -183,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     raw.write_text(json.dumps(r, indent=1))
     text = markdown(r)
     if not args.no_docs:
-        plot(r)
-        replace_section("soak", text, "Soak: /v1/score at half capacity, Redis and PostgreSQL on")
+        plot(r, ROOT / "docs" / f"{args.section}.png")
+        replace_section(args.section, text.replace(f"]({PLOT.name})", f"]({args.section}.png)"), args.heading)
     print(text)
     return 0
 
