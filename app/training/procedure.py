@@ -173,6 +173,8 @@ class SearchResult:
     model: HistGradientBoostingClassifier
     params: dict
     trials: list[dict] = field(default_factory=list)
+    refit_val_average_precision: float | None = None
+    fitted_on: str = "full training sample"
 
 
 def _fit_and_score(params: dict, X_tr, y_tr, X_val, y_val, args: ProcedureArgs):
@@ -218,9 +220,19 @@ def search_then_fit(X_tr, y_tr, X_val, y_val, args: ProcedureArgs,
     if len(rows) < len(y_tr):
         started = time.perf_counter()
         model = fit_candidate(found.params, X_tr, y_tr, X_val, y_val, args)
-        _say(f"  refitted the winner on {len(y_tr):,} rows -> {model.n_iter_} trees "
+        ap = float(average_precision_score(y_val, model.predict_proba(X_val)[:, 1]))
+        best = max(t["val_average_precision"] for t in found.trials)
+        _say(f"  refitted the winner on {len(y_tr):,} rows -> {model.n_iter_} trees, val AP {ap:.4f} "
              f"({time.perf_counter() - started:.1f}s)", log)
-        found = SearchResult(model, found.params, found.trials)
+        # More rows usually help; when they do not on the validation period, the
+        # search's own fit is kept (never ship something that validated worse).
+        if ap >= best:
+            found = SearchResult(model, found.params, found.trials, refit_val_average_precision=ap,
+                                 fitted_on="full training sample")
+        else:
+            _say("  keeping the search fit (better on validation)", log)
+            found = SearchResult(found.model, found.params, found.trials, refit_val_average_precision=ap,
+                                 fitted_on="search sample")
     return found
 
 

@@ -213,6 +213,8 @@ def train_and_export(data: Dataset, out_dir: Path, costs: CostModel = CostModel(
             "periods": _periods(data.times, split),
             "hyperparameters": {**found.params, "n_iter": int(model.n_iter_)},
             "search": found.trials,
+            "refit_val_average_precision": found.refit_val_average_precision,
+            "fitted_on": found.fitted_on,
             "onnx_max_abs_diff": diff,
             "seconds": round(time.perf_counter() - t0, 1),
         },
@@ -220,7 +222,8 @@ def train_and_export(data: Dataset, out_dir: Path, costs: CostModel = CostModel(
         "threshold_table": table,
         "feature_importance": importance,
         "reference": {
-            "medians": {f: (None if np.isnan(v) else float(v)) for f, v in zip(fnames, medians)},
+            # An all-missing column has no median; 0 keeps the service's counterfactuals defined.
+            "medians": {f: (0.0 if np.isnan(v) else float(v)) for f, v in zip(fnames, medians)},
         },
         "drift_reference": {
             "score": histogram_reference(p_val),

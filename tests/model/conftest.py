@@ -65,3 +65,13 @@ def redis_prefix():
     for i in range(0, len(keys), 500):
         client.delete(*keys[i:i + 500])
     client.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_openmp_thread():
+    """Tree fitting with all OpenMP threads on a busy shared machine is several
+    times slower than with one (threads spin waiting for a core)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield

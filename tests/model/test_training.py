@@ -61,6 +61,11 @@ def test_csv_mode_outputs(csv_model):
     assert t["average_precision"] >= meta["metrics"]["baseline_test"]["average_precision"] - 0.05
     periods = meta["training"]["periods"]
     assert periods["train"][1] <= periods["validation"][0] <= periods["validation"][1] <= periods["test"][0]
+    med = meta["reference"]["medians"]
+    assert list(med) == features and all(isinstance(v, float) for v in med.values())
+    assert med["Amount"] == pytest.approx(float(df["Amount"].iloc[: meta["training"]["rows"]["train"]].median()), rel=0.05)
+    drift = meta["drift_reference"]
+    assert abs(sum(drift["score"]["shares"]) - 1) < 1e-9 and len(drift["features"]) == 10
     html = (out / "report.html").read_text()
     for needle in ("Precision-recall", "ROC", "Calibration", "Score distribution", "Feature importance",
                    "data:image/png;base64,"):
@@ -166,3 +171,20 @@ def test_label_delay_hides_late_frauds_from_training(tmp_path):
     with pytest.raises(ValueError, match="label"):
         train_and_export(data.__class__(X=data.X, y=data.y, feature_names=data.feature_names),
                          tmp_path / "n", args=args, log=None, label_delay=True)
+
+
+def test_search_on_a_sample_then_refit_never_validates_worse():
+    from sklearn.metrics import average_precision_score
+
+    from app.training.procedure import SEARCH_GRID, search_then_fit
+
+    df = _imbalanced_table(12_000, rate=0.02, seed=4)
+    X = df.drop(columns=["Class", "Time"]).to_numpy(dtype=np.float32)
+    y = df["Class"].to_numpy()
+    args = ProcedureArgs(grid=SEARCH_GRID[:2], max_iter=40, n_iter_no_change=10, max_search_rows=3000, n_jobs=1)
+    found = search_then_fit(X[:8000], y[:8000], X[8000:], y[8000:], args)
+    assert len(found.trials) == 2 and found.refit_val_average_precision is not None
+    final_ap = average_precision_score(y[8000:], found.model.predict_proba(X[8000:])[:, 1])
+    best_search = max(t["val_average_precision"] for t in found.trials)
+    assert final_ap >= best_search - 1e-12
+    assert found.fitted_on in ("full training sample", "search sample")
