@@ -26,11 +26,11 @@ function init(args)
   math.randomseed((tid or 1) * 7919 + os.time())
 end
 
--- Pacing for fixed-rate runs: each connection waits so that all together send BENCH_RATE/s.
--- Jitter (0.5-1.5x) keeps connections from firing in lock-step.
+-- Fixed-rate runs: one schedule of BENCH_RATE requests/s shared by all connections
+-- (bench/pacing.lua says how, and what the latency then means).
+local pacing = require("bench.pacing")
 function delay()
-  if rate <= 0 then return 0 end
-  return (1000.0 * conns / rate) * (0.5 + math.random())
+  return pacing.delay(rate)
 end
 
 function request()
