@@ -157,7 +157,7 @@ RULES = [
         id="rds-multi-az", name="RDS Multi-AZ",
         description="RDS instances run Multi-AZ (mandatory in production; staging config makes it advisory).",
         severity="high", enforcement="mandatory", resource_types=(RDS,), references=("A31",),
-        remediation="Set multi_az=True (fraudstack:db.multiAz in the stack file).",
+        remediation="Set multi_az=True (fraudstack:database.multiAz in the stack file).",
         check=_multi_az,
     ),
     Rule(
@@ -165,7 +165,7 @@ RULES = [
         description="Automated backups are kept at least 14 days in production (7 in staging).",
         severity="high", enforcement="mandatory", resource_types=(RDS,), references=("A32", "X8"),
         params=(Param("minimumDays", "integer", 14, "minimum backup_retention_period in days", minimum=1),),
-        remediation="Set backup_retention_period (fraudstack:db.backupRetentionDays).", check=_backup_retention,
+        remediation="Set backup_retention_period (fraudstack:database.backupRetentionDays).", check=_backup_retention,
     ),
     Rule(
         id="rds-final-snapshot", name="RDS final snapshot kept",
@@ -250,6 +250,6 @@ RULES = [
         description="The engine version is pinned to a supported PostgreSQL major (>= 15 by default).",
         severity="medium", enforcement="mandatory", resource_types=(RDS,), references=("A44",),
         params=(Param("minimumMajorVersion", "integer", 15, "oldest PostgreSQL major accepted", minimum=11),),
-        remediation="engine_version='16.x' (fraudstack:db.engineVersion).", check=_engine_version,
+        remediation="engine_version='16.x' (fraudstack:database.engineVersion).", check=_engine_version,
     ),
 ]
