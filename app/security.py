@@ -11,7 +11,8 @@
   current one-second window and spends them locally; when Redis is down it falls
   back to an in-process limit.
 * A pure ASGI middleware refuses bodies above the limit (413) before they are
-  read and adds security headers to every response.
+  read and adds security headers to every response; ``HotPath`` does the same for
+  the scoring routes, which it serves in front of the framework.
 * ``fingerprint`` hashes card, device and IP values for logs.
 """
 
@@ -25,7 +26,10 @@ import time
 from typing import Any, Awaitable, Callable
 
 from app import cloudwatch, metrics
-from app.errors import PayloadTooLarge, RateLimited, ReplayedRequest, Unauthorized, error_response, internal_error
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from app.errors import AppError, PayloadTooLarge, RateLimited, ReplayedRequest, Unauthorized, error_response, internal_error
 from app.settings import hash_api_key
 
 log = logging.getLogger("fraudstack.security")
@@ -242,30 +246,72 @@ _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
 
 
+_API_HEADERS = _BASE_HEADERS + [_STRICT_CSP]
+_DOCS_HEADERS = _BASE_HEADERS + [_DOCS_CSP]
+
+
+def edge_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The security headers every response to ``path`` carries."""
+    return _DOCS_HEADERS if path.startswith(_DOCS_PATHS) else _API_HEADERS
+
+
+def record_request(route: str, status: int, elapsed: float) -> None:
+    """Per-route latency histogram and the CloudWatch request figures of one response."""
+    metrics.REQUEST_LATENCY.labels(route, _STATUS_CLASS.get(status // 100, "5xx")).observe(elapsed)
+    cloudwatch.record(route, status, elapsed)
+
+
+def declared_too_large(scope: dict[str, Any], limit: int) -> bool:
+    """Whether the request's Content-Length already exceeds ``limit`` (checked before reading)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value) > limit
+            except ValueError:
+                return False
+    return False
+
+
+def limited_receive(receive: Any, limit: int) -> Any:
+    """``receive`` that raises ``PayloadTooLarge`` once more than ``limit`` body bytes arrived
+    (chunked uploads carry no Content-Length to check up front)."""
+    seen = 0
+
+    async def counted() -> dict[str, Any]:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes", field="body")
+        return message
+
+    return counted
+
+
+def too_large_response(limit: int, path: str) -> Response:
+    """413 for a declared body above ``limit``; the connection is closed (the body is never read)."""
+    response = error_response(PayloadTooLarge(f"request body exceeds {limit} bytes (FRAUDSTACK_MAX_BODY_BYTES)", field="body"))
+    response.raw_headers.extend(edge_headers(path))
+    response.raw_headers.append((b"connection", b"close"))
+    return response
+
+
 class EdgeMiddleware:
     """Body size limit (413 before reading) and security headers, as plain ASGI (no per-request task)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
         self.max = max_body_bytes
-        self._headers = _BASE_HEADERS + [_STRICT_CSP]
-        self._docs_headers = _BASE_HEADERS + [_DOCS_CSP]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self._docs_headers if scope["path"].startswith(_DOCS_PATHS) else self._headers
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(scope, receive, send, extra)
-                    return
-                break
+        extra = edge_headers(scope["path"])
+        if declared_too_large(scope, self.max):
+            await too_large_response(self.max, scope["path"])(scope, receive, send)
+            return
 
         status = 500
 
@@ -276,18 +322,6 @@ class EdgeMiddleware:
                 message["headers"] = list(message.get("headers", ())) + extra
             await send(message)
 
-        limit = self.max
-        seen = 0
-
-        async def counted_receive() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:  # chunked upload without Content-Length
-                    raise PayloadTooLarge(f"request body exceeds {limit} bytes", field="body")
-            return message
-
         start = time.perf_counter()
         started = False
 
@@ -297,7 +331,7 @@ class EdgeMiddleware:
             await send_with_headers(message)
 
         try:
-            await self.app(scope, counted_receive, tracked_send)
+            await self.app(scope, limited_receive(receive, self.max), tracked_send)
         except Exception as exc:
             # Handled here rather than by Starlette's ServerErrorMiddleware, which would
             # re-raise and let the server log the full message and traceback.
@@ -308,13 +342,68 @@ class EdgeMiddleware:
             await internal_error(exc)(scope, receive, send_with_headers)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            elapsed = time.perf_counter() - start
-            metrics.REQUEST_LATENCY.labels(path, _STATUS_CLASS.get(status // 100, "5xx")).observe(elapsed)
-            cloudwatch.record(path, status, elapsed)
+            record_request(getattr(route, "path", "unmatched"), status, time.perf_counter() - start)
 
-    async def _refuse(self, scope: dict[str, Any], receive: Any, send: Any, extra: list[tuple[bytes, bytes]]) -> None:
-        response = error_response(PayloadTooLarge(f"request body exceeds {self.max} bytes (FRAUDSTACK_MAX_BODY_BYTES)", field="body"))
-        response.raw_headers.extend(extra)
-        response.raw_headers.append((b"connection", b"close"))
-        await response(scope, receive, send)
+
+Handler = Any  # async (Request) -> Response
+
+
+class HotPath:
+    """The three scoring routes served as plain ASGI in front of the framework.
+
+    Same handlers, same errors, headers, body limit and metrics as through the full
+    stack (EdgeMiddleware, exception handlers, router), without its per-request layers:
+    measured at about a tenth of a score's CPU (docs/BENCHMARKS.md). Every other
+    request, and every other method on these paths, goes to the FastAPI app, which
+    also keeps these routes for the OpenAPI document. Attribute access (``state``,
+    ``openapi``, ...) is the FastAPI app's.
+    """
+
+    def __init__(self, app: Any, exact: dict[str, Handler], infer: Handler, max_body_bytes: int) -> None:
+        self.app = app
+        self._exact = exact
+        self._infer = infer
+        self._max = max_body_bytes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    def _match(self, path: str) -> tuple[str, Handler, dict[str, str] | None] | None:
+        handler = self._exact.get(path)
+        if handler is not None:
+            return path, handler, None
+        if path.startswith("/v2/models/") and path.endswith("/infer"):
+            name = path[len("/v2/models/"):-len("/infer")]
+            if name and "/" not in name:
+                return "/v2/models/{name}/infer", self._infer, {"name": name}
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = self._match(scope["path"])
+            if match is not None:
+                await self._serve(match, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, match: tuple[str, Handler, dict[str, str] | None], scope: dict[str, Any], receive: Any,
+                     send: Any) -> None:
+        route, handler, params = match
+        start = time.perf_counter()
+        if declared_too_large(scope, self._max):
+            response = too_large_response(self._max, scope["path"])
+        else:
+            if params is not None:
+                scope["path_params"] = params
+            try:
+                response = await handler(Request(scope, limited_receive(receive, self._max)))
+            except AppError as exc:
+                response = error_response(exc)
+            except ClientDisconnect:
+                return  # nobody left to answer
+            except Exception as exc:  # never a trace to the client; logged without values
+                response = internal_error(exc)
+            response.raw_headers.extend(edge_headers(route))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+        record_request(route, response.status_code, time.perf_counter() - start)

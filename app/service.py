@@ -23,7 +23,7 @@ from app.audit import AuditWriter, PostgresSink, SqliteSink, Spool
 from app.errors import InvalidRequest, NotReady
 from app.explain import Explainer
 from app.keys import key_digests
-from app.risk import risk_score
+from app.risk import risk_score, risk_score_one
 from app.model import InferenceBatcher, ModelLoadError, ScoringModel
 from app.schemas import Feedback, Transaction
 from app.security import KeyRing, NonceStore, RateLimiter, RedisGuard, SignatureVerifier, fingerprint
@@ -77,6 +77,7 @@ class Service:
         self.transaction_error: str | None = None
         self.redis: Any = None
         self.redis_bulk: Any = None
+        self.velocity_client: Any = None
         self.guard = RedisGuard(None, settings.redis_retry_seconds)
         self.velocity: Velocity | None = None
         self.audit: AuditWriter | None = None
@@ -104,16 +105,20 @@ class Service:
         if s.redis_url:
             import redis.asyncio as aioredis
 
+            from app.resp import RespClient
+
             timeout = s.redis_timeout_ms / 1000.0
+            # redis-py for the occasional calls (rate-limit leases, nonces, health); the
+            # velocity script, once per score, on app.resp's lean pipelined connection.
             self.redis = aioredis.from_url(s.redis_url, socket_timeout=timeout, socket_connect_timeout=max(timeout, 0.2),
                                            health_check_interval=0, retry_on_timeout=False)
-            # Batches pipeline up to FRAUDSTACK_MAX_BATCH_SIZE scripts: their reply legitimately
-            # takes longer than one score's timeout, so they get a client of their own.
-            self.redis_bulk = aioredis.from_url(s.redis_url, socket_timeout=self._bulk_timeout(), socket_connect_timeout=max(timeout, 0.2),
-                                                health_check_interval=0, retry_on_timeout=False)
+            self.velocity_client = RespClient(s.redis_url, timeout)
+            # Batches pipeline up to FRAUDSTACK_MAX_BATCH_SIZE scripts: their replies legitimately
+            # take longer than one score's timeout, so they get a connection of their own.
+            self.redis_bulk = RespClient(s.redis_url, self._bulk_timeout(), connect_timeout=max(timeout, 0.2))
             self.guard = RedisGuard(self.redis, s.redis_retry_seconds)
-            self.velocity = Velocity(RedisVelocityStore(self.redis, key_prefix=f"{s.redis_key_prefix}vel", timeout=timeout,
-                                                       result_ttl=s.velocity_result_ttl_seconds), self.guard)
+            self.velocity = Velocity(RedisVelocityStore(self.velocity_client, key_prefix=f"{s.redis_key_prefix}vel",
+                                                        timeout=timeout, result_ttl=s.velocity_result_ttl_seconds), self.guard)
         else:
             self.velocity = Velocity(MemoryVelocityStore(), None)
         self.limiter = RateLimiter(self.guard, s.redis_key_prefix, s.rate_limit_per_second)
@@ -169,6 +174,7 @@ class Service:
             await self.audit.stop()
         if self.redis is not None:
             await self.redis.aclose()
+            await self.velocity_client.aclose()
             await self.redis_bulk.aclose()
         self._pool.shutdown(wait=True)
         self._slow_pool.shutdown(wait=False, cancel_futures=True)
@@ -240,7 +246,7 @@ class Service:
         for observer in self.observers:
             observer.offer(x, score, decision, model.version)
         row = x.tolist()
-        result = self._result(txn, row, score, int(risk_score(score)), decision, reasons, degraded,
+        result = self._result(txn, row, score, risk_score_one(score), decision, reasons, degraded,
                               {"velocity": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3)}, model)
         if result["decision"] == "review":
             await self._narrate(result, wait=narrative)

@@ -58,6 +58,7 @@ from app.features import (
     timestamp_ms,
     velocity_defaults,
 )
+from app.resp import RespClient
 
 __all__ = ["VelocityUnavailable", "MemoryVelocityStore", "RedisVelocityStore", "velocity_defaults"]
 
@@ -503,6 +504,8 @@ class RedisVelocityStore:
         self._timeout = timeout
         # register_script: EVALSHA, falling back to loading the script once on NOSCRIPT.
         self._script = client.register_script(_LUA)
+        # app.resp's client bounds every call itself; redis-py's needs wait_for (a task per call).
+        self._self_timed = isinstance(client, RespClient)
         # the script skips narrower windows once a wider one is empty: they must ascend
         if list(WINDOWS_MS.values()) != sorted(WINDOWS_MS.values()):
             raise ValueError("RedisVelocityStore: WINDOWS_MS must be in ascending order")
@@ -547,7 +550,10 @@ class RedisVelocityStore:
         """Velocity features of ``txn`` from earlier transactions, then record it."""
         keys, args = self._keys_args(txn)
         try:
-            raw = await asyncio.wait_for(self._script(keys=keys, args=args), self._timeout)
+            if self._self_timed:
+                raw = await self._script(keys, args, timeout=self._timeout)
+            else:
+                raw = await asyncio.wait_for(self._script(keys=keys, args=args), self._timeout)
         except asyncio.TimeoutError:
             raise VelocityUnavailable(f"redis velocity store: no answer within {self._timeout}s") from None
         except Exception as exc:  # redis.RedisError, OSError, ...: all mean "unavailable"
@@ -574,11 +580,15 @@ class RedisVelocityStore:
             return []
         if timeout is None:
             timeout = max(self._timeout, self._timeout * len(calls) / 10)
-        pipe = (client or self._client).pipeline(transaction=False)
         try:
-            for keys, args in calls:
-                await self._script(keys=keys, args=args, client=pipe)
-            replies = await asyncio.wait_for(pipe.execute(), timeout)
+            if isinstance(client or self._client, RespClient):
+                script = self._script if client is None else client.register_script(_LUA)
+                replies = await script.many(calls, timeout=timeout)
+            else:
+                pipe = (client or self._client).pipeline(transaction=False)
+                for keys, args in calls:
+                    await self._script(keys=keys, args=args, client=pipe)
+                replies = await asyncio.wait_for(pipe.execute(), timeout)
         except asyncio.TimeoutError:
             raise VelocityUnavailable(
                 f"redis velocity store: batch of {len(calls)} not answered within {timeout}s") from None

@@ -66,15 +66,25 @@ def test_memory_store_matches_offline(stream):
     _assert_parity(online, offline[ordered.index.to_numpy()])
 
 
-def test_redis_store_matches_offline(stream, redis_prefix):
+def _client(kind: str):
+    """The store's Redis client: redis-py's, or app.resp's pipelined one (what the service uses)."""
+    if kind == "resp":
+        from app.resp import RespClient
+
+        return RespClient(REDIS_URL, timeout=2.0)
     import redis.asyncio as redis
 
+    return redis.Redis.from_url(REDIS_URL)
+
+
+@pytest.mark.parametrize("kind", ["redis-py", "resp"])
+def test_redis_store_matches_offline(stream, redis_prefix, kind):
     offline = offline_features(stream)
     # reverse order within equal timestamps: ties must not see each other either way
     ordered = stream.iloc[::-1].sort_values("timestamp", kind="stable")
 
     async def run():
-        client = redis.Redis.from_url(REDIS_URL)
+        client = _client(kind)
         try:
             store = RedisVelocityStore(client, key_prefix=redis_prefix, timeout=2.0)
             return await _replay(store, _records(ordered))
@@ -85,15 +95,14 @@ def test_redis_store_matches_offline(stream, redis_prefix):
     _assert_parity(online, offline[ordered.index.to_numpy()])
 
 
-def test_redis_observe_many_matches_offline(stream, redis_prefix):
-    import redis.asyncio as redis
-
+@pytest.mark.parametrize("kind", ["redis-py", "resp"])
+def test_redis_observe_many_matches_offline(stream, redis_prefix, kind):
     offline = offline_features(stream)
     ordered = stream.iloc[::-1].sort_values("timestamp", kind="stable")
     recs = _records(ordered)
 
     async def run():
-        client = redis.Redis.from_url(REDIS_URL)
+        client = _client(kind)
         try:
             store = RedisVelocityStore(client, key_prefix=redis_prefix, timeout=2.0)
             got = []

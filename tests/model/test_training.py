@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
-from app.risk import decide, risk_score
+from app.risk import decide, risk_score, risk_score_one
 from app.training import export
 from app.training.costs import CostModel, choose_thresholds, threshold_table, total_cost
 from app.training.procedure import FAST_GRID, ProcedureArgs, apply_platt, logit
@@ -116,6 +116,16 @@ def test_thresholds_monotone_and_cost_optimal():
     recalls = [r["recall"] for r in table]
     fprs = [r["false_positive_rate"] for r in table]
     assert recalls == sorted(recalls, reverse=True) and fprs == sorted(fprs, reverse=True)
+
+
+def test_risk_score_one_equals_the_vectorised_form():
+    # The per-score path uses the scalar form: it must agree everywhere, rounding included.
+    rng = np.random.default_rng(11)
+    p = np.concatenate([rng.random(50_000), 10.0 ** rng.uniform(-7, 0, 50_000),
+                        [0.0, 1e-5, 1e-3, 1e-2, 0.1, 0.5, 1.0]])
+    # probabilities whose exact risk score ends in .5 (half-to-even rounding on both sides)
+    p = np.concatenate([p, 10.0 ** (np.arange(0, 999) * 5.0 / 999.0 + 2.5 / 999.0 - 5.0)])
+    assert [risk_score_one(x) for x in p.tolist()] == risk_score(p).tolist()
 
 
 def test_risk_score_and_decision():

@@ -378,3 +378,27 @@ def test_velocity_result_ttl_reaches_redis(make_settings: Any, redis_prefix: str
         assert client.post("/v1/score", json=txn(1), headers=H).json()["degraded"] is False
     ttl = redis.Redis.from_url(SHARED_REDIS).pttl(f"{redis_prefix}vel:res:txn-000001")
     assert 0 < ttl <= 30_000
+
+
+def test_hot_path_answers_like_the_framework(make_settings: Any) -> None:
+    """The scoring routes bypass the framework (app.security.HotPath): same headers, errors and metrics."""
+    from prometheus_client import REGISTRY
+
+    def latency_count(route: str, status_class: str) -> float:
+        return REGISTRY.get_sample_value("fraudstack_request_seconds_count",
+                                         {"route": route, "status": status_class}) or 0.0
+
+    with TestClient(create_app(make_settings())) as client:
+        hot = client.post("/v1/score", json=txn(1))  # hot path: 401
+        framework = client.post("/v1/feedback", json={})  # framework path: 401
+        assert (hot.status_code, framework.status_code) == (401, 401)
+        drop = {"content-length", "date", "server"}
+        assert {k: v for k, v in hot.headers.items() if k not in drop} == {
+            k: v for k, v in framework.headers.items() if k not in drop}
+        assert hot.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        before = latency_count("/v2/models/{name}/infer", "4xx")
+        assert_error(client.post("/v2/models/other/infer", json={"inputs": []}, headers=H), 404, "not_found", "name")
+        assert latency_count("/v2/models/{name}/infer", "4xx") == before + 1
+        # a path the hot routes do not own goes to the router: 404 naming the path
+        assert_error(client.post("/v2/models/a/b/infer", json={}, headers=H), 404, "not_found", "path")
+        assert_error(client.post("/v2/models//infer", json={}, headers=H), 404, "not_found", "path")

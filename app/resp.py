@@ -1,0 +1,276 @@
+"""A lean, pipelined Redis connection for the scoring hot path.
+
+Why not redis-py's asyncio client for this one call: measured on this project's
+velocity script (``bench/redis_client.py``), redis-py spends ~120 µs of Python per
+``EVALSHA`` on its connection pool, retry wrapper, ``wait_for`` task and command
+packing, more than the rest of a score together. This module keeps one connection
+per worker process and pipelines every call on it: a call packs its command with
+hiredis (C), writes it, and waits on a future that the protocol resolves when its
+reply arrives (Redis answers in order, so a FIFO of futures is enough). Replies are
+parsed by ``hiredis.Reader`` (C). Everything else (rate limits, nonces, health)
+keeps using redis-py.
+
+Failure semantics match what the service expects of the velocity store:
+
+* a call that gets no reply within its ``timeout`` fails with ``TimeoutError``;
+  its late reply is still consumed in order and dropped, so the connection stays
+  usable;
+* a lost connection fails every waiting call with ``ConnectionError``; the next
+  call reconnects (bounded by ``connect_timeout``);
+* ``rediss://`` URLs use TLS with certificate verification (ElastiCache in-transit
+  encryption), and a password in the URL is sent with ``AUTH`` (ElastiCache's auth
+  token), then ``SELECT`` for a database other than 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+
+__all__ = ["RespClient", "RespError", "ScriptRunner"]
+
+
+class RespError(Exception):
+    """Redis answered with an error reply (``-ERR ...``, ``-NOSCRIPT ...``)."""
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, on_lost: Any) -> None:
+        self.reader = hiredis.Reader()
+        self.waiting: deque[tuple[asyncio.Future[Any], asyncio.TimerHandle | None]] = deque()
+        self.transport: asyncio.Transport | None = None
+        self._on_lost = on_lost
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        waiting = self.waiting
+        while True:
+            reply = reader.gets()
+            if reply is False:
+                return
+            if not waiting:  # a reply nobody asked for: the stream is out of step
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            fut, timer = waiting.popleft()
+            if timer is not None:
+                timer.cancel()
+            if fut.done():  # timed out or cancelled: its reply is dropped, in order
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                fut.set_exception(RespError(str(reply)))
+            else:
+                fut.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        error = ConnectionError(f"redis connection lost: {exc}" if exc else "redis connection closed")
+        while self.waiting:
+            fut, timer = self.waiting.popleft()
+            if timer is not None:
+                timer.cancel()
+            if not fut.done():
+                fut.set_exception(error)
+        self._on_lost(self)
+
+
+def _expire(fut: asyncio.Future[Any], timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError(f"redis: no reply within {timeout:g}s"))
+
+
+class RespClient:
+    """One pipelined connection to the Redis at ``url`` (``redis://`` or ``rediss://``)."""
+
+    def __init__(self, url: str, timeout: float, connect_timeout: float | None = None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"redis url: scheme must be redis:// or rediss:// (got {parts.scheme or 'none'}://)")
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 6379
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        path = parts.path.lstrip("/")
+        try:
+            self.db = int(path) if path else 0
+        except ValueError:
+            raise ValueError(f"redis url: database must be a number (got {path!r})") from None
+        self.tls = parts.scheme == "rediss"
+        if not timeout > 0:
+            raise ValueError("redis timeout must be > 0 seconds")
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout if connect_timeout is not None else max(timeout, 0.2)
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open now."""
+        return self._protocol is not None and self._protocol.transport is not None
+
+    def _lost(self, protocol: _Protocol) -> None:
+        if self._protocol is protocol:
+            self._protocol = None
+
+    async def _open(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        context = ssl.create_default_context() if self.tls else None
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(lambda: _Protocol(self._lost), self.host, self.port, ssl=context,
+                                   server_hostname=self.host if self.tls else None),
+            self.connect_timeout)
+        try:
+            if self.password is not None:
+                auth = ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
+                await self._send(protocol, auth, self.connect_timeout)
+            if self.db:
+                await self._send(protocol, ("SELECT", self.db), self.connect_timeout)
+        except BaseException:
+            if protocol.transport is not None:
+                protocol.transport.close()
+            raise
+        return protocol
+
+    async def _ensure(self) -> _Protocol:
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            return protocol
+        if self._connecting is None:
+            # One connection attempt at a time; concurrent callers share its outcome.
+            self._connecting = asyncio.ensure_future(self._open())
+            try:
+                self._protocol = await self._connecting
+            finally:
+                self._connecting = None
+            return self._protocol
+        return await asyncio.shield(self._connecting)
+
+    @staticmethod
+    def _send(protocol: _Protocol, args: Sequence[Any], timeout: float) -> asyncio.Future[Any]:
+        transport = protocol.transport
+        if transport is None:
+            raise ConnectionError("redis connection closed")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        timer = loop.call_later(timeout, _expire, fut, timeout)
+        protocol.waiting.append((fut, timer))
+        transport.write(hiredis.pack_command(tuple(args)))
+        return fut
+
+    async def execute(self, *args: Any, timeout: float | None = None) -> Any:
+        """Send one command and return its reply (``RespError`` for an error reply)."""
+        protocol = await self._ensure()
+        return await self._send(protocol, args, self.timeout if timeout is None else timeout)
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]], timeout: float | None = None) -> list[Any]:
+        """Send ``commands`` in one write and return their replies in order.
+
+        An error reply comes back as a ``RespError`` instance in its place (not raised),
+        so one failed command does not hide the others' results. ``timeout`` bounds the
+        whole batch.
+        """
+        if not commands:
+            return []
+        protocol = await self._ensure()
+        transport = protocol.transport
+        if transport is None:
+            raise ConnectionError("redis connection closed")
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        waiting = protocol.waiting
+        for fut in futures:
+            waiting.append((fut, None))
+        transport.write(b"".join(hiredis.pack_command(tuple(c)) for c in commands))
+        limit = self.timeout if timeout is None else timeout
+        timer = loop.call_later(limit, _expire_all, futures, limit)
+        try:
+            # Replies arrive in order: the last one resolved means all are (or the
+            # timer / a lost connection resolved them all with an error).
+            await asyncio.wait([futures[-1]])
+        finally:
+            timer.cancel()
+        out: list[Any] = []
+        for fut in futures:
+            exc = fut.exception()
+            if isinstance(exc, RespError):
+                out.append(exc)
+            elif exc is not None:
+                raise exc
+            else:
+                out.append(fut.result())
+        return out
+
+    def register_script(self, source: str) -> "ScriptRunner":
+        """``source`` as a script run by EVALSHA on this connection (redis-py's name for it)."""
+        return ScriptRunner(self, source)
+
+    async def aclose(self) -> None:
+        """Close the connection (waiting calls fail with ``ConnectionError``)."""
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.close()
+
+
+def _expire_all(futures: list[asyncio.Future[Any]], timeout: float) -> None:
+    error = TimeoutError(f"redis: batch not answered within {timeout:g}s")
+    for fut in futures:
+        if not fut.done():
+            fut.set_exception(error)
+
+
+class ScriptRunner:
+    """A Lua script run by ``EVALSHA`` on a ``RespClient``, loaded on ``NOSCRIPT``.
+
+    A Redis restart (or failover) forgets loaded scripts; the first call after it gets
+    ``NOSCRIPT``, loads the script and retries once.
+    """
+
+    def __init__(self, client: RespClient, source: str) -> None:
+        import hashlib
+
+        self.client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    @staticmethod
+    def _command(sha: str, keys: Sequence[str], args: Sequence[Any]) -> tuple[Any, ...]:
+        return ("EVALSHA", sha, len(keys), *keys, *args)
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any], timeout: float | None = None) -> Any:
+        """The script's reply for ``keys`` and ``args``."""
+        try:
+            return await self.client.execute(*self._command(self.sha, keys, args), timeout=timeout)
+        except RespError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self.client.execute("SCRIPT", "LOAD", self.source, timeout=timeout)
+        return await self.client.execute(*self._command(self.sha, keys, args), timeout=timeout)
+
+    async def many(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]], timeout: float | None = None) -> list[Any]:
+        """Replies of every call, sent in one write and run by Redis in order.
+
+        Raises the first error reply (after loading the script and retrying the whole
+        batch once on ``NOSCRIPT``: a call that failed with ``NOSCRIPT`` ran nothing).
+        """
+        commands = [self._command(self.sha, k, a) for k, a in calls]
+        replies = await self.client.execute_many(commands, timeout=timeout)
+        if any(isinstance(r, RespError) and str(r).startswith("NOSCRIPT") for r in replies):
+            await self.client.execute("SCRIPT", "LOAD", self.source, timeout=timeout)
+            pending = [i for i, r in enumerate(replies) if isinstance(r, RespError) and str(r).startswith("NOSCRIPT")]
+            again = await self.client.execute_many([commands[i] for i in pending], timeout=timeout)
+            for i, r in zip(pending, again):
+                replies[i] = r
+        for r in replies:
+            if isinstance(r, RespError):
+                raise r
+        return replies
