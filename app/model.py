@@ -13,6 +13,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,16 +197,55 @@ class ScoringModel:
         return scores, reasons
 
 
+class InferenceThread:
+    """One thread that runs model calls handed to it, results delivered on the event loop.
+
+    Lighter than ``run_in_executor`` on a ``ThreadPoolExecutor`` for the per-score path
+    (no concurrent ``Future``, no condition variable, no future chaining): a job is one
+    ``SimpleQueue.put``, its result one ``call_soon_threadsafe``. ONNX Runtime releases
+    the GIL while it runs, so the event loop keeps serving meanwhile.
+    """
+
+    def __init__(self, name: str = "onnx-scores") -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, loop: asyncio.AbstractEventLoop, fn: Any, args: tuple[Any, ...], done: Any) -> None:
+        """Run ``fn(*args)`` on the thread, then ``done(result, exception)`` on ``loop``."""
+        self._queue.put((loop, fn, args, done))
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            loop, fn, args, done = job
+            try:
+                result, error = fn(*args), None
+            except BaseException as exc:  # delivered to the waiting requests, not lost in the thread
+                result, error = None, exc
+            try:
+                loop.call_soon_threadsafe(done, result, error)
+            except RuntimeError:  # the loop closed while the job ran: nobody is waiting
+                pass
+
+    def stop(self) -> None:
+        """Finish queued jobs, then end the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+
 class InferenceBatcher:
-    """Coalesces concurrent single scores into one ONNX run in a worker thread.
+    """Coalesces concurrent single scores into one ONNX run on the inference thread.
 
     At most one batch is in flight; requests arriving meanwhile wait for the next
     one. Under load this turns many thread hand-offs into one, and never blocks the
-    event loop; with a single request it costs one hand-off, as a plain executor would.
+    event loop; with a single request it costs one hand-off.
     """
 
-    def __init__(self, model: ScoringModel, executor: Any, top_k: int, max_rows: int = 256) -> None:
-        self.model, self.executor, self.top_k, self.max_rows = model, executor, top_k, max_rows
+    def __init__(self, model: ScoringModel, runner: InferenceThread, top_k: int, max_rows: int = 256) -> None:
+        self.model, self.runner, self.top_k, self.max_rows = model, runner, top_k, max_rows
         self._pending: list[tuple[np.ndarray, Any]] = []
         self._running = False
 
@@ -220,13 +261,12 @@ class InferenceBatcher:
     def _launch(self) -> None:
         batch, self._pending = self._pending[:self.max_rows], self._pending[self.max_rows:]
         matrix = np.stack([row for row, _ in batch])
-        job = asyncio.get_running_loop().run_in_executor(self.executor, self.model.score_with_reasons, matrix, self.top_k)
-        job.add_done_callback(lambda done: self._finish(batch, done))
+        self.runner.submit(asyncio.get_running_loop(), self.model.score_with_reasons, (matrix, self.top_k),
+                           lambda result, exc: self._finish(batch, result, exc))
 
-    def _finish(self, batch: list[tuple[np.ndarray, Any]], done: Any) -> None:
-        exc = done.exception()
+    def _finish(self, batch: list[tuple[np.ndarray, Any]], result: Any, exc: BaseException | None) -> None:
         if exc is None:
-            scores, reasons = done.result()
+            scores, reasons = result
         for i, (_, fut) in enumerate(batch):
             if fut.done():  # the caller went away (client disconnect)
                 continue
