@@ -245,6 +245,7 @@ app = ScoringApp(
         private_subnet_ids=network.private_subnet_ids,
         repository_url=registry.repository_url,
         image=app_cfg.image,
+        gpu_image=app_cfg.gpu_image,
         database_address=database.address,
         database_port=database.port,
         database_name=database.database_name,

@@ -113,7 +113,8 @@ class ScoringAppArgs:
     # --- image
     repository_url: pulumi.Input[str]
     image: str
-    """An immutable tag or ``sha256:<digest>`` in ``repository_url``."""
+    """An immutable tag or ``sha256:<digest>`` in ``repository_url``: the CPU image (the
+    Deployment's unless ``gpu``; always the migration Job's)."""
     # --- data tier
     database_address: pulumi.Input[str]
     database_port: pulumi.Input[int]
@@ -138,10 +139,12 @@ class ScoringAppArgs:
     workers: int = 1
     log_level: str = "INFO"
     gpu: bool = False
+    gpu_image: str | None = None
+    """The GPU build (app/Dockerfile ``runtime-gpu``) in ``repository_url``; required with ``gpu``."""
     signed_requests: bool = True
+    """Give the service the HMAC key's secret: every request must then be signed."""
     metrics_scrapers: Sequence[str] = ()
     """Namespaces allowed to scrape ``/metrics`` on the service port."""
-    """Give the service the HMAC key's secret: every request must then be signed."""
     resources: Resources = Resources("1", "1Gi", "1Gi")
     min_replicas: int = 3
     max_replicas: int = 12
@@ -179,13 +182,16 @@ class ScoringApp(pulumi.ComponentResource):
     """The scoring service deployed on the cluster behind an ALB.
 
     Outputs: ``namespace``, ``service_account_role_arn``, ``lb_controller_role_arn``,
-    ``access_log_bucket``, ``waf_acl_arn`` (None when internal), ``image``.
+    ``access_log_bucket``, ``waf_acl_arn`` (None when internal), ``image`` (the
+    Deployment's), ``migration_image`` (the migration Job's: always the CPU build).
     """
 
     def __init__(self, name: str, args: ScoringAppArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraudstack:aws:ScoringApp", name, None, opts)
         if args.max_replicas < args.min_replicas or args.min_replicas < 2:
             raise ValueError("need 2 <= min_replicas <= max_replicas")
+        if args.gpu and not args.gpu_image:
+            raise ValueError("gpu needs gpu_image: the runtime-gpu build of the service")
         if not args.bedrock_model_ids:
             raise ValueError("at least one Bedrock model id is required")
         if len(f"{args.name_prefix}-alb") > 32:
@@ -217,6 +223,7 @@ class ScoringApp(pulumi.ComponentResource):
                 "access_log_bucket": self.access_logs.bucket,
                 "waf_acl_arn": self.waf_acl.arn if self.waf_acl is not None else None,
                 "image": self.image,
+                "migration_image": self.migration_image,
             }
         )
 
@@ -252,8 +259,9 @@ class ScoringApp(pulumi.ComponentResource):
             opts=kopts(),
         )
         per_pod = container_resources(args.resources, args.gpu)["limits"]
-        # Room for maxReplicas, a surge of 25 % and the migration Job.
-        pods = args.max_replicas + max(1, args.max_replicas // 4) + 1
+        # Room for maxReplicas, a surge of 25 % and the migration Job (which takes no GPU).
+        serving = args.max_replicas + max(1, args.max_replicas // 4)
+        pods = serving + 1
         hard = {
             "pods": str(pods),
             "requests.cpu": times(args.resources.cpu, pods),
@@ -266,7 +274,7 @@ class ScoringApp(pulumi.ComponentResource):
             "services.nodeports": "0",
         }
         if args.gpu:
-            hard["requests.nvidia.com/gpu"] = str(pods)
+            hard["requests.nvidia.com/gpu"] = str(serving)
         self.quota = k8s.core.v1.ResourceQuota(
             f"{name}-quota", metadata=meta("quota"), spec={"hard": hard}, opts=kopts(self.namespace)
         )
@@ -449,7 +457,12 @@ class ScoringApp(pulumi.ComponentResource):
     def _workload(self) -> None:
         """The migrations Job first, then the Deployment, its Service, HPA and PDB."""
         args, name, meta, kopts = self._args, self._name, self._meta, self._kopts
-        self.image = image = pulumi.Output.from_input(args.repository_url).apply(lambda url: image_ref(url, args.image))
+        # The Deployment runs the GPU build on GPU nodes when asked; the migration Job always
+        # runs the CPU build on a CPU node: it needs no GPU and must not hold one.
+        deployment_image = args.gpu_image if args.gpu and args.gpu_image else args.image
+        repository = pulumi.Output.from_input(args.repository_url)
+        self.image = repository.apply(lambda url: image_ref(url, deployment_image))
+        self.migration_image = repository.apply(lambda url: image_ref(url, args.image))
         env = pulumi.Output.all(
             pulumi.Output.all(args.database_address, args.database_port, args.database_name).apply(
                 lambda v: database_url(args.database_username, v[0], v[1], v[2])
@@ -464,10 +477,9 @@ class ScoringApp(pulumi.ComponentResource):
             {"name": "data", "emptyDir": {"sizeLimit": "512Mi"}},
         ]
         mounts = [{"name": "tmp", "mountPath": TMP_DIR}, {"name": "data", "mountPath": DATA_DIR}]
-        resources = container_resources(args.resources, args.gpu)
-        scheduling = gpu_scheduling() if args.gpu else {"nodeSelector": dict(CPU_LABELS)}
+        cpu_scheduling = {"nodeSelector": dict(CPU_LABELS)}
 
-        def pod_spec(container: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        def pod_spec(container: dict[str, Any], scheduling: dict[str, Any], **extra: Any) -> dict[str, Any]:
             return {
                 "serviceAccountName": args.name,
                 "automountServiceAccountToken": False,
@@ -480,27 +492,28 @@ class ScoringApp(pulumi.ComponentResource):
             }
 
         base_container = {
-            "image": image,
             "imagePullPolicy": "Always",
             "env": env,
-            "resources": resources,
             "securityContext": security_context(),
             "volumeMounts": mounts,
         }
         job_labels = labels(args, "migrate")
-        # checkov wants digests; a tag is as fixed here, so the check is suppressed only then.
-        image_skips: dict[str, Any] = {} if args.image.startswith("sha256:") else {
-            "annotations": checkov_skips(
-                ("CKV_K8S_43", "pinned by an immutable tag: the ECR repository refuses to overwrite tags (imageTagMutability IMMUTABLE)")
-            )
-        }
+
+        def image_skips(tag_or_digest: str) -> dict[str, Any]:
+            # checkov wants digests; a tag is as fixed here, so the check is suppressed only then.
+            return {} if tag_or_digest.startswith("sha256:") else {
+                "annotations": checkov_skips(
+                    ("CKV_K8S_43", "pinned by an immutable tag: the ECR repository refuses to overwrite tags (imageTagMutability IMMUTABLE)")
+                )
+            }
+
         self.migrations = k8s.batch.v1.Job(
             f"{name}-migrate",
             metadata=meta(
                 # A new image is a new Job: Jobs are immutable, and each release migrates once.
                 f"{args.name}-migrate-{short_name(args.image)}",
                 job_labels,
-                **image_skips,
+                **image_skips(args.image),
             ),
             spec={
                 "backoffLimit": 3,
@@ -508,7 +521,14 @@ class ScoringApp(pulumi.ComponentResource):
                 "template": {
                     "metadata": {"labels": job_labels},
                     "spec": pod_spec(
-                        {**base_container, "name": "migrate", "command": ["python", "-m", "app.migrate"]},
+                        {
+                            **base_container,
+                            "image": self.migration_image,
+                            "resources": container_resources(args.resources, False),
+                            "name": "migrate",
+                            "command": ["python", "-m", "app.migrate"],
+                        },
+                        cpu_scheduling,
                         restartPolicy="Never",
                     ),
                 },
@@ -519,6 +539,8 @@ class ScoringApp(pulumi.ComponentResource):
 
         container = {
             **base_container,
+            "image": self.image,
+            "resources": container_resources(args.resources, args.gpu),
             "name": "scoring",
             "args": ["--workers", str(args.workers)],
             "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
@@ -528,7 +550,7 @@ class ScoringApp(pulumi.ComponentResource):
         }
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=meta(args.name, **image_skips),
+            metadata=meta(args.name, **image_skips(deployment_image)),
             spec={
                 "revisionHistoryLimit": 5,
                 "progressDeadlineSeconds": 600,
@@ -538,6 +560,7 @@ class ScoringApp(pulumi.ComponentResource):
                     "metadata": {"labels": labels(args)},
                     "spec": pod_spec(
                         container,
+                        gpu_scheduling() if args.gpu else cpu_scheduling,
                         # The grace period includes the 10 s pre-stop pause; then the service needs up to
                         # 30 s for in-flight requests and the audit flush (ARCHITECTURE: shutdown).
                         terminationGracePeriodSeconds=60,

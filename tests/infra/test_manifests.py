@@ -110,10 +110,10 @@ def test_checkov_reports_no_failed_check(stack):
 def test_gpu_variant_passes_the_pack_kubernetes_validate_and_checkov(tmp_path):
     from policies.engine import evaluate
     from tests.infra.scoring_app_helpers import plan
-    from tests.infra.test_scoring_app import GPU
+    from tests.infra.test_scoring_app import _gpu_plan
     from tools.preview import policy_config, write_manifests
 
-    p = plan("production", {"fraudstack:app": GPU["app"]})
+    p = _gpu_plan("production")
     violations = evaluate(p["resources"], policy_config("production", None, ROOT), project=p["project"], stack="production")
     assert [v for v in violations if v["enforcement"] == "mandatory"] == []
     files = write_manifests(p["resources"], tmp_path)

@@ -100,6 +100,60 @@ def test_cuda_failure_falls_back_to_the_cpu(model_dir, monkeypatch, caplog):
     assert "CUDA execution provider unavailable (libcudart.so.12" in caplog.text
 
 
+def test_cuda_libraries_are_preloaded_once_before_the_cuda_session(model_dir, monkeypatch, caplog):
+    """The GPU image's CUDA/cuDNN come as wheels in site-packages: load them before asking for CUDA."""
+    real = ort.InferenceSession
+    events = []
+
+    def preload():
+        events.append("preload")
+        print("Failed to load libcudnn.so.9: not found")  # ORT reports by print
+
+    def session(path, sess_options=None, providers=None):
+        events.append(list(providers))
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    model_module.preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(model_module.ort, "preload_dlls", preload, raising=False)
+    monkeypatch.setattr(model_module.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(model_module.ort, "InferenceSession", session)
+    try:
+        with caplog.at_level("WARNING", logger="fraudstack.model"):
+            ScoringModel(model_dir).load()
+            ScoringModel(model_dir).load()
+    finally:
+        model_module.preload_cuda_libraries.cache_clear()
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert events == ["preload", both, both]
+    assert "CUDA library preload: Failed to load libcudnn.so.9: not found" in caplog.text
+
+
+def test_a_failing_preload_is_logged_and_the_session_still_tries(model_dir, monkeypatch, caplog):
+    def preload():
+        raise RuntimeError("Invalid parameter of directory=None. The directory does not exist!")
+
+    model_module.preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(model_module.ort, "preload_dlls", preload, raising=False)
+    monkeypatch.setattr(model_module.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    try:
+        with caplog.at_level("WARNING", logger="fraudstack.model"):
+            m = ScoringModel(model_dir)
+            m.load()
+    finally:
+        model_module.preload_cuda_libraries.cache_clear()
+    assert "CUDA libraries not preloaded (Invalid parameter of directory=None" in caplog.text
+    assert m.provider == "CPUExecutionProvider"
+
+
+def test_a_cpu_build_never_preloads(model_dir, monkeypatch):
+    calls = []
+    model_module.preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(model_module.ort, "preload_dlls", lambda: calls.append(1), raising=False)
+    monkeypatch.setattr(model_module.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    ScoringModel(model_dir).load()
+    assert calls == []
+
+
 # --------------------------------------------------------------------------- credentials
 
 def _secrets_client(values: dict[str, str]):
