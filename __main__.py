@@ -236,6 +236,7 @@ app = ScoringApp(
         kubeconfig=cluster.kubeconfig,
         oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url,
+        kubernetes_service_cidr=cluster.service_ipv4_cidr,
         vpc_id=network.vpc_id,
         vpc_cidr=cfg.network.vpc_cidr,
         public_subnet_cidrs=subnet_plan.public,

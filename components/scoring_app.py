@@ -34,18 +34,22 @@ import pulumi_kubernetes as k8s
 from components.cluster import CPU_LABELS, service_account_role
 from components.metrics_adapter import (
     ADAPTER_RELEASE,
+    POLICY_NAMES as MONITORING_POLICIES,
     PROMETHEUS_CHART_REPO,
     PROMETHEUS_RELEASE,
     MetricsAdapterSpec,
     adapter_values,
+    api_server_cidrs,
     prometheus_values,
 )
+from components.metrics_adapter import limit_range as monitoring_limit_range
+from components.metrics_adapter import network_policies as monitoring_network_policies
+from components.metrics_adapter import quota as monitoring_quota
 from components.scoring_app_specs import (
     DATA_DIR,
     LB_CONTROLLER_CHART_REPO,
     LB_CONTROLLER_NAMESPACE,
     LB_CONTROLLER_SERVICE_ACCOUNT,
-    PSS_LEVEL,
     REQUEST_RATE_METRIC,
     SERVICE_PORT,
     CONTAINER_PORT,
@@ -61,6 +65,7 @@ from components.scoring_app_specs import (
     image_ref,
     labels,
     lb_controller_policy,
+    namespace_labels,
     network_policies,
     pod_security_context,
     probes,
@@ -99,6 +104,8 @@ class ScoringAppArgs:
     """The cluster's kubeconfig (``aws eks get-token``); the component's Kubernetes provider is built from it."""
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
+    kubernetes_service_cidr: pulumi.Input[str]
+    """The cluster's Service range: its first address is the API server's ClusterIP."""
     # --- network
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
@@ -248,12 +255,10 @@ class ScoringApp(pulumi.ComponentResource):
             metadata={
                 "name": args.namespace,
                 "labels": {
-                    **{f"pod-security.kubernetes.io/{mode}": PSS_LEVEL for mode in ("enforce", "audit", "warn")},
-                    **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")},
+                    **namespace_labels(),
                     # The controller injects readiness gates: a pod takes traffic only once
                     # the ALB sees it healthy, so a rollout never outruns the load balancer.
                     "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
-                    "app.kubernetes.io/part-of": "fraudstack",
                 },
             },
             opts=kopts(),
@@ -371,23 +376,56 @@ class ScoringApp(pulumi.ComponentResource):
         )
 
     def _metrics_adapter(self) -> None:
-        """Prometheus (server only) and prometheus-adapter: the HPA's request-rate metric."""
+        """Prometheus (server only) and prometheus-adapter: the HPA's request-rate metric.
+
+        Their namespace is ours, not Helm's, so it carries what the service's namespace
+        does (restricted PSS, quota, limits, default-deny NetworkPolicies with the exact
+        flows) and every guard exists before the charts' first pod.
+        """
         args, name, kopts = self._args, self._name, self._kopts
         spec = MetricsAdapterSpec(args.monitoring_namespace, args.namespace, args.name, CONTAINER_PORT,
-                                  REQUEST_RATE_METRIC, dict(CPU_LABELS))
-        # Helm creates the namespace: the policy pack cannot see the pods the charts render,
-        # so namespace guards declared here would be judged as selecting nothing (see
-        # docs/deploy-service.md); the charts' own pod specs are hardened by the values.
+                                  REQUEST_RATE_METRIC, dict(CPU_LABELS), selector(args), tuple(args.private_subnet_cidrs))
+        ns = args.monitoring_namespace
+
+        def meta(obj_name: str) -> dict[str, Any]:
+            return {"name": obj_name, "namespace": ns, "labels": {"app.kubernetes.io/part-of": "fraudstack"}}
+
+        self.monitoring_namespace = k8s.core.v1.Namespace(
+            f"{name}-monitoring-namespace",
+            metadata={"name": ns, "labels": namespace_labels()},
+            opts=kopts(),
+        )
+        self.monitoring_quota = k8s.core.v1.ResourceQuota(
+            f"{name}-monitoring-quota", metadata=meta("quota"), spec={"hard": monitoring_quota()},
+            opts=kopts(self.monitoring_namespace),
+        )
+        self.monitoring_limit_range = k8s.core.v1.LimitRange(
+            f"{name}-monitoring-limits", metadata=meta("limits"), spec=monitoring_limit_range(),
+            opts=kopts(self.monitoring_namespace),
+        )
+        api_server = pulumi.Output.from_input(args.kubernetes_service_cidr).apply(lambda cidr: api_server_cidrs(spec, cidr))
+        policies = api_server.apply(lambda cidrs: monitoring_network_policies(spec, cidrs))
+        self.monitoring_network_policies = {
+            policy: k8s.networking.v1.NetworkPolicy(
+                f"{name}-monitoring-netpol-{policy}",
+                metadata=meta(policy),
+                spec=policies.apply(lambda specs, policy=policy: specs[policy]),
+                opts=kopts(self.monitoring_namespace),
+            )
+            for policy in MONITORING_POLICIES
+        }
+        guards = [self.monitoring_namespace, self.monitoring_quota, self.monitoring_limit_range,
+                  *self.monitoring_network_policies.values()]
         self.prometheus = k8s.helm.v3.Release(
             f"{name}-prometheus", name=PROMETHEUS_RELEASE, chart="prometheus", version=args.prometheus_version,
-            namespace=args.monitoring_namespace, repository_opts={"repo": PROMETHEUS_CHART_REPO},
-            values=prometheus_values(spec), create_namespace=True, opts=kopts(),
+            namespace=ns, repository_opts={"repo": PROMETHEUS_CHART_REPO},
+            values=prometheus_values(spec), create_namespace=False, opts=kopts(*guards),
         )
         self.prometheus_adapter = k8s.helm.v3.Release(
             f"{name}-prometheus-adapter", name=ADAPTER_RELEASE, chart="prometheus-adapter",
-            version=args.prometheus_adapter_version, namespace=args.monitoring_namespace,
-            repository_opts={"repo": PROMETHEUS_CHART_REPO}, values=adapter_values(spec),
-            opts=kopts(self.prometheus),
+            version=args.prometheus_adapter_version, namespace=ns,
+            repository_opts={"repo": PROMETHEUS_CHART_REPO}, values=adapter_values(spec), create_namespace=False,
+            opts=kopts(self.prometheus, *guards),
         )
 
     def _access_logs(self) -> None:

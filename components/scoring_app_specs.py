@@ -54,6 +54,16 @@ WAF_MANAGED_RULE_GROUPS = (
 )
 
 
+def namespace_labels() -> dict[str, str]:
+    """Labels of every namespace the program declares: the restricted Pod Security Standard
+    enforced, audited and warned about (at the cluster's version), and the project."""
+    return {
+        **{f"pod-security.kubernetes.io/{mode}": PSS_LEVEL for mode in ("enforce", "audit", "warn")},
+        **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")},
+        "app.kubernetes.io/part-of": "fraudstack",
+    }
+
+
 def labels(args: ScoringAppArgs, component: str = "api") -> dict[str, str]:
     """Recommended labels of the service's objects; ``component`` tells pods apart."""
     return {

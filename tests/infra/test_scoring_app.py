@@ -66,7 +66,7 @@ def _args(**changes):
 
     values = dict(
         name_prefix="fraudstack-test", environment="staging", region="eu-west-1", account_id=ACCOUNT,
-        cluster_name="c", kubeconfig="{}", oidc_provider_arn="arn", oidc_issuer_url="https://issuer", vpc_id="vpc-1",
+        cluster_name="c", kubeconfig="{}", oidc_provider_arn="arn", oidc_issuer_url="https://issuer", kubernetes_service_cidr="172.20.0.0/16", vpc_id="vpc-1",
         vpc_cidr="10.0.0.0/16", public_subnet_cidrs=("10.0.96.0/24",), private_subnet_cidrs=("10.0.0.0/19",),
         isolated_subnet_cidrs=("10.0.99.0/24",), public_subnet_ids=[], private_subnet_ids=[], repository_url="repo",
         image="1.0.0", database_address="db", database_port=5432, database_name="fraudstack", database_username="u",
