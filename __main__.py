@@ -117,6 +117,7 @@ secrets = Secrets(
         api_key_clients=cfg.secrets.api_key_clients,
         api_key_length=cfg.secrets.api_key_length,
         hmac_key_length=cfg.secrets.hmac_key_length,
+        admin_key_length=cfg.secrets.admin_key_length,
         reader_role_arns=secret_readers,
     ),
 )

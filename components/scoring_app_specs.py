@@ -209,6 +209,8 @@ def environment(
     }
     if args.signed_requests:
         env["FRAUDSTACK_HMAC_SECRET_ID"] = secrets["hmac-signing-key"]
+    # The admin key's hash (FRAUDSTACK_ADMIN_KEY_HASH) is derived from it at start-up.
+    env["FRAUDSTACK_ADMIN_KEY_SECRET_ID"] = secrets["admin-key"]
     if model_store:
         env["FRAUDSTACK_MODEL_STORE"] = model_store
     return [{"name": k, "value": v} for k, v in env.items()]

@@ -168,6 +168,7 @@ def test_environment_comes_from_the_data_tier_outputs_and_holds_no_credential(st
         "FRAUDSTACK_REDIS_URL": f"rediss://{out['cachePrimaryEndpoint']}:6379/0",
         "FRAUDSTACK_REDIS_AUTH_SECRET_ID": out["secretArns"]["redis-auth-token"],
         "FRAUDSTACK_HMAC_SECRET_ID": out["secretArns"]["hmac-signing-key"],
+        "FRAUDSTACK_ADMIN_KEY_SECRET_ID": out["secretArns"]["admin-key"],
         "FRAUDSTACK_DATA_DIR": "/var/lib/fraudstack",
         "FRAUDSTACK_BEDROCK_REGION": "eu-west-1",
         "FRAUDSTACK_BEDROCK_MODEL_ID": "eu.anthropic.claude-3-haiku-20240307-v1:0",
@@ -209,7 +210,7 @@ def test_unsigned_requests_leave_the_hmac_key_out():
     from components.scoring_app_specs import environment
 
     args = _args(signed_requests=False)
-    secrets = {"api-keys": "arn:api", "redis-auth-token": "arn:redis", "hmac-signing-key": "arn:hmac"}
+    secrets = {"api-keys": "arn:api", "redis-auth-token": "arn:redis", "hmac-signing-key": "arn:hmac", "admin-key": "arn:admin"}
     names = [e["name"] for e in environment(args, "postgresql://u@db:5432/fraudstack", "rediss://cache:6379/0", secrets, "arn:db")]
     assert "FRAUDSTACK_HMAC_SECRET_ID" not in names and "FRAUDSTACK_REDIS_AUTH_SECRET_ID" in names
 

@@ -224,3 +224,44 @@ def test_no_secret_ids_means_no_aws_call():
             raise AssertionError("no AWS call expected")
 
     assert resolve({"FRAUDSTACK_DATABASE_URL": "postgresql://u@db/x"}, NoCalls()) == {}
+
+
+def test_the_admin_key_secret_becomes_the_hash_the_admin_route_checks(monkeypatch):
+    """The operators' admin key is read through the role at start-up; the service keeps
+    only its SHA-256 (FRAUDSTACK_ADMIN_KEY_HASH), never the key."""
+    from app.credentials import apply
+    from app.lifecycle import check_admin_key, hash_key, load_lifecycle_settings
+
+    key = "admin-test-key-not-a-secret-0123456789abcdef"
+    mock, client, arns = _secrets_client({"admin": key + "\n"})
+    try:
+        environ = {"FRAUDSTACK_ADMIN_KEY_SECRET_ID": arns["admin"]}
+        assert apply(environ, client) == ["FRAUDSTACK_ADMIN_KEY_HASH"]
+        assert environ == {"FRAUDSTACK_ADMIN_KEY_SECRET_ID": arns["admin"],
+                           "FRAUDSTACK_ADMIN_KEY_HASH": hash_key(key)}
+        assert key not in environ.values()
+        # What the lifecycle settings load from the environment, and what the admin route then accepts.
+        monkeypatch.setenv("FRAUDSTACK_ADMIN_KEY_HASH", environ["FRAUDSTACK_ADMIN_KEY_HASH"])
+        settings = load_lifecycle_settings()
+        assert settings.admin_key_hash == hash_key(key)
+        check_admin_key(settings.admin_key_hash, key)
+        with pytest.raises(Exception) as err:
+            check_admin_key(settings.admin_key_hash, "another-key-not-a-secret")
+        assert getattr(err.value, "status", None) == 401
+        # An explicit hash wins and nothing is read.
+        explicit = {"FRAUDSTACK_ADMIN_KEY_SECRET_ID": arns["admin"], "FRAUDSTACK_ADMIN_KEY_HASH": "0" * 64}
+        assert apply(explicit, client) == [] and explicit["FRAUDSTACK_ADMIN_KEY_HASH"] == "0" * 64
+    finally:
+        mock.stop()
+
+
+def test_an_empty_admin_key_secret_stops_the_start():
+    from app.credentials import CredentialsError, apply
+
+    mock, client, arns = _secrets_client({"admin": "  \n"})
+    try:
+        with pytest.raises(CredentialsError) as err:
+            apply({"FRAUDSTACK_ADMIN_KEY_SECRET_ID": arns["admin"]}, client)
+        assert str(err.value) == "FRAUDSTACK_ADMIN_KEY_SECRET_ID: the secret is empty"
+    finally:
+        mock.stop()
