@@ -216,6 +216,11 @@ def app_problems(
         yield "app.namespace", f"{app.namespace!r} differs from alarms.service.namespace ({alarm_namespace!r}); the alarms would watch nothing"
     if app.name != alarm_deployment:
         yield "app.name", f"{app.name!r} differs from alarms.service.deployment ({alarm_deployment!r}); the alarms would watch nothing"
+    if app.resources.mebibytes("ephemeral_storage") < 768:
+        yield "app.resources.ephemeralStorage", (
+            f"{app.resources.ephemeral_storage} leaves no room for the audit spool: at least 768Mi "
+            "(256Mi /tmp, 256Mi logs, the rest the spool)"
+        )
     if app.monitoring_namespace == app.namespace:
         yield "app.monitoringNamespace", f"{app.monitoring_namespace!r} is the service's namespace; Prometheus gets its own (the service's default-deny policies would block its API access)"
     if app.gpu and app.max_replicas > gpu_max_nodes:

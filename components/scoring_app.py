@@ -53,7 +53,9 @@ from components.scoring_app_specs import (
     REQUEST_RATE_METRIC,
     SERVICE_PORT,
     CONTAINER_PORT,
+    PRE_STOP_SECONDS,
     TMP_DIR,
+    TMP_MIB,
     WAF_MANAGED_RULE_GROUPS,
     access_log_bucket_policy,
     alb_annotations,
@@ -74,6 +76,8 @@ from components.scoring_app_specs import (
     selector,
     service_role_policy,
     short_name,
+    spool_size_mib,
+    termination_grace_seconds,
     times,
     topology_spread,
 )
@@ -510,9 +514,11 @@ class ScoringApp(pulumi.ComponentResource):
             args.database_secret_arn,
             args.model_store_uri,
         ).apply(lambda v: environment(args, v[0], v[1], v[2], v[3], model_store=v[4]))
+        # The audit spool lives on an emptyDir: it survives container restarts (the next
+        # start replays it) but not the pod; see docs/deploy-service.md for the limits.
         volumes = [
-            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-            {"name": "data", "emptyDir": {"sizeLimit": "512Mi"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_MIB}Mi"}},
+            {"name": "data", "emptyDir": {"sizeLimit": f"{spool_size_mib(args.resources)}Mi"}},
         ]
         mounts = [{"name": "tmp", "mountPath": TMP_DIR}, {"name": "data", "mountPath": DATA_DIR}]
         cpu_scheduling = {"nodeSelector": dict(CPU_LABELS)}
@@ -583,8 +589,8 @@ class ScoringApp(pulumi.ComponentResource):
             "args": ["--workers", str(args.workers)],
             "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
             **probes(),
-            # Stop taking new requests before the ALB stops sending them.
-            "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
+            # Keep serving while the ALB deregisters the pod, before SIGTERM stops the listener.
+            "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         }
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -599,9 +605,9 @@ class ScoringApp(pulumi.ComponentResource):
                     "spec": pod_spec(
                         container,
                         gpu_scheduling() if args.gpu else cpu_scheduling,
-                        # The grace period includes the 10 s pre-stop pause; then the service needs up to
-                        # 30 s for in-flight requests and the audit flush (ARCHITECTURE: shutdown).
-                        terminationGracePeriodSeconds=60,
+                        # Pre-stop pause, in-flight requests, the audit flush and a margin
+                        # (termination_grace_seconds); past it the kubelet kills the container.
+                        terminationGracePeriodSeconds=termination_grace_seconds(),
                         topologySpreadConstraints=topology_spread(args),
                     ),
                 },

@@ -22,7 +22,7 @@ PER_STACK = {
         "private": ["10.20.0.0/19", "10.20.32.0/19"], "public": ["10.20.64.0/24", "10.20.65.0/24"],
         "isolated": ["10.20.66.0/24", "10.20.67.0/24"], "vpc": "10.20.0.0/16",
         "cert": "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-4000-8000-000000000002",
-        "log_days": 90, "pods": 4 + 1 + 1,
+        "log_days": 90, "pods": 4 + 1 + 1, "spool": f"{1024 - 256 - 256}Mi",
     },
     "production": {
         "cpu": "2", "memory": "2Gi", "storage": "2Gi", "min": 3, "max": 24, "cpu_target": 60, "rps": "2500",
@@ -32,7 +32,7 @@ PER_STACK = {
         "public": ["10.30.96.0/24", "10.30.97.0/24", "10.30.98.0/24"],
         "isolated": ["10.30.99.0/24", "10.30.100.0/24", "10.30.101.0/24"], "vpc": "10.30.0.0/16",
         "cert": "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-4000-8000-000000000001",
-        "log_days": 365, "pods": 24 + 6 + 1,
+        "log_days": 365, "pods": 24 + 6 + 1, "spool": f"{2048 - 256 - 256}Mi",
     },
 }
 SELECTOR = {"app.kubernetes.io/name": "scoring-api", "app.kubernetes.io/component": "api"}
@@ -123,8 +123,9 @@ def test_deployment_security_probes_resources_and_spread(stack):
     assert spec["terminationGracePeriodSeconds"] == 60
     assert spec["nodeSelector"] == {"fraudstack.io/node-pool": "cpu"}
     assert "tolerations" not in spec
+    # The audit spool gets the container's ephemeral storage less /tmp and 256Mi for logs.
     assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-                               {"name": "data", "emptyDir": {"sizeLimit": "512Mi"}}]
+                               {"name": "data", "emptyDir": {"sizeLimit": exp["spool"]}}]
     assert spec["topologySpreadConstraints"] == [
         {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "DoNotSchedule",
          "labelSelector": {"matchLabels": SELECTOR}, "matchLabelKeys": ["pod-template-hash"]}
@@ -512,6 +513,41 @@ def test_image_reference_by_digest_or_tag():
     assert image_ref(repo, "2026.11.0") == f"{repo}:2026.11.0"
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_grace_period_covers_the_pre_stop_pause_the_drain_and_the_audit_flush(stack, tmp_path):
+    """A deleted pod pauses 10 s (the ALB deregisters it), then SIGTERM: uvicorn finishes
+    in-flight requests (up to 30 s), the lifespan shutdown flushes the audit queue (one
+    batch may wait 10 s for the database before it is spooled); 10 s margin, then SIGKILL."""
+    from app.__main__ import GRACEFUL_SHUTDOWN_SECONDS
+    from app.audit import WRITE_TIMEOUT_SECONDS, AuditWriter, Spool
+    from components.scoring_app_specs import AUDIT_FLUSH_SECONDS, IN_FLIGHT_SECONDS
+
+    spec = pod(plan(stack))
+    (c,) = spec["containers"]
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+    assert spec["terminationGracePeriodSeconds"] == 60 == 10 + 30 + 10 + 10
+    # The budget's parts are the service's own timeouts.
+    assert IN_FLIGHT_SECONDS == GRACEFUL_SHUTDOWN_SECONDS == 30
+    assert AUDIT_FLUSH_SECONDS == WRITE_TIMEOUT_SECONDS == 10
+    assert AuditWriter(None, Spool(tmp_path)).write_timeout == WRITE_TIMEOUT_SECONDS
+    # Connections the ALB drains after deregistration end within the grace period.
+    deregistration = inputs(plan(stack), "app-ingress")["metadata"]["annotations"][
+        "alb.ingress.kubernetes.io/target-group-attributes"]
+    assert deregistration == "deregistration_delay.timeout_seconds=30"
+    assert 10 + 30 <= spec["terminationGracePeriodSeconds"]
+
+
+def test_the_spool_gets_the_ephemeral_storage_left_after_tmp_and_logs():
+    from components.scoring_app import Resources
+    from components.scoring_app_specs import spool_size_mib
+
+    assert spool_size_mib(Resources("1", "1Gi", "1Gi")) == 512
+    assert spool_size_mib(Resources("2", "2Gi", "2Gi")) == 1536
+    assert spool_size_mib(Resources("1", "1Gi", "768Mi")) == 256
+    p = plan("staging", {"fraudstack:app": {"resources": {"ephemeralStorage": "4Gi"}}})
+    assert pod(p)["volumes"][1] == {"name": "data", "emptyDir": {"sizeLimit": "3584Mi"}}
+
+
 BAD_APP = [
     ({"image": "latest"}, "fraudstack:app.image: 'latest' is a moving tag; use a release tag or a digest"),
     ({"image": "sha256:abc"}, "fraudstack:app.image: 'sha256:abc' is not a digest sha256:<64 lowercase hex>"),
@@ -536,6 +572,8 @@ BAD_APP = [
      "fraudstack:app.gpuImage: 'sha256:3f1c0d2e4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0' is app.image, "
      "the CPU build; the GPU Deployment needs the runtime-gpu build"),
     ({"gpuImage": "latest"}, "fraudstack:app.gpuImage: 'latest' is a moving tag; use a release tag or a digest"),
+    ({"resources": {"ephemeralStorage": "512Mi"}},
+     "fraudstack:app.resources.ephemeralStorage: 512Mi leaves no room for the audit spool: at least 768Mi (256Mi /tmp, 256Mi logs, the rest the spool)"),
     ({"accessLogRetentionDays": 90}, "fraudstack:app.accessLogRetentionDays: production keeps load balancer logs at least 365 days, got 90"),
     ({"metricsScrapers": ["Monitoring"]}, "fraudstack:app.metricsScrapers: 'Monitoring' is not a namespace name"),
     ({"replicas": 3}, "fraudstack:app.replicas: unknown key (check the spelling; keys are camelCase)"),

@@ -265,3 +265,26 @@ def test_an_empty_admin_key_secret_stops_the_start():
         assert str(err.value) == "FRAUDSTACK_ADMIN_KEY_SECRET_ID: the secret is empty"
     finally:
         mock.stop()
+
+
+def test_a_spooled_decision_takes_about_1_6_kb(tmp_path):
+    """What docs/deploy-service.md's spool capacities are computed from: one decision of a
+    58-feature model as the service spools it (app/service.py ``_audit``), in a 500-record batch."""
+    import random
+
+    from app.audit import Spool
+    from app.features import FEATURE_NAMES
+
+    rng = random.Random(8)
+    records = [{
+        "transaction_id": f"txn-{i:012d}", "request_hash": f"{i:064x}", "received_at": "2026-11-22T10:00:00.123456+00:00",
+        "api_key_id": "payment-gateway", "model_version": "20261122032244-fe4fea2a", "score": round(rng.random(), 6),
+        "risk_score": rng.randrange(1000), "decision": "approve", "degraded": False,
+        "reasons": [{"feature": FEATURE_NAMES[j], "value": round(rng.random() * 100, 4), "impact": round(rng.random() / 100, 6)}
+                    for j in range(3)],
+        "features": [rng.random() * 1000 for _ in FEATURE_NAMES], "latency_ms": 4.032,
+    } for i in range(500)]
+    path = Spool(tmp_path).append(records, [])
+    per_record = path.stat().st_size / len(records)
+    assert len(FEATURE_NAMES) == 58
+    assert 1500 <= per_record <= 1700, per_record
