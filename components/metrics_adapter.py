@@ -225,19 +225,25 @@ def limit_range() -> dict[str, Any]:
     }
 
 
-def api_server_cidrs(spec: MetricsAdapterSpec, service_cidr: str) -> list[str]:
-    """Where a pod's calls to the API server go: the ``kubernetes`` Service's ClusterIP (the
-    first address of the Service range), then its endpoints in the control-plane subnets.
+def kubernetes_service_block(service_cidr: str) -> str:
+    """The ``kubernetes`` Service's ClusterIP as a one-address CIDR: the first address of
+    the cluster's Service range.
 
     The VPC CNI enforces egress on the pod's interface, before kube-proxy translates the
     ClusterIP, and resolves ClusterIPs only of Services with a pod selector; the
     ``kubernetes`` Service has none, so its address is listed as an ipBlock.
     """
     network = ipaddress.ip_network(service_cidr)
-    return [f"{network[1]}/{network.max_prefixlen}", *spec.control_plane_cidrs]
+    return f"{network[1]}/{network.max_prefixlen}"
 
 
-def network_policies(spec: MetricsAdapterSpec, api_server: Sequence[str]) -> dict[str, dict[str, Any]]:
+def api_server_cidrs(spec: MetricsAdapterSpec, service_cidr: str) -> list[str]:
+    """Where a pod's calls to the API server go: the ``kubernetes`` Service's ClusterIP,
+    then its endpoints, the control plane's interfaces in the cluster's subnets."""
+    return [kubernetes_service_block(service_cidr), *spec.control_plane_cidrs]
+
+
+def network_policies(spec: MetricsAdapterSpec, api_server: Sequence[Any]) -> dict[str, dict[str, Any]]:
     """NetworkPolicy specs of the monitoring namespace by name: deny both ways, then per release.
 
     * Prometheus: in from the adapter on 9090 (its queries); out to cluster DNS, the
@@ -247,7 +253,8 @@ def network_policies(spec: MetricsAdapterSpec, api_server: Sequence[str]) -> dic
       subnets, there is no pod to select); out to cluster DNS, Prometheus on 9090 and the
       API server (authentication and authorisation delegation, discovery).
 
-    The API server is ``api_server`` (:func:`api_server_cidrs`). The scoring namespace's
+    The API server is ``api_server`` (:func:`api_server_cidrs`; its first entry may be an
+    Output, unknown until the cluster exists, so only that value waits). The scoring namespace's
     ``allow-ingress-from-alb`` admits this namespace on the service port
     (components/scoring_app_specs.py), the other half of the scrape.
     """

@@ -39,7 +39,7 @@ from components.metrics_adapter import (
     PROMETHEUS_RELEASE,
     MetricsAdapterSpec,
     adapter_values,
-    api_server_cidrs,
+    kubernetes_service_block,
     prometheus_values,
 )
 from components.metrics_adapter import limit_range as monitoring_limit_range
@@ -407,13 +407,12 @@ class ScoringApp(pulumi.ComponentResource):
             f"{name}-monitoring-limits", metadata=meta("limits"), spec=monitoring_limit_range(),
             opts=kopts(self.monitoring_namespace),
         )
-        api_server = pulumi.Output.from_input(args.kubernetes_service_cidr).apply(lambda cidr: api_server_cidrs(spec, cidr))
-        policies = api_server.apply(lambda cidrs: monitoring_network_policies(spec, cidrs))
+        # Only the ClusterIP waits for the cluster: the rest of every policy is known at preview.
+        service_ip = pulumi.Output.from_input(args.kubernetes_service_cidr).apply(kubernetes_service_block)
+        policies = monitoring_network_policies(spec, [service_ip, *spec.control_plane_cidrs])
         self.monitoring_network_policies = {
             policy: k8s.networking.v1.NetworkPolicy(
-                f"{name}-monitoring-netpol-{policy}",
-                metadata=meta(policy),
-                spec=policies.apply(lambda specs, policy=policy: specs[policy]),
+                f"{name}-monitoring-netpol-{policy}", metadata=meta(policy), spec=policies[policy],
                 opts=kopts(self.monitoring_namespace),
             )
             for policy in MONITORING_POLICIES
