@@ -117,6 +117,7 @@ secrets = Secrets(
         api_key_clients=cfg.secrets.api_key_clients,
         api_key_length=cfg.secrets.api_key_length,
         hmac_key_length=cfg.secrets.hmac_key_length,
+        admin_key_length=cfg.secrets.admin_key_length,
         reader_role_arns=secret_readers,
     ),
 )
@@ -236,6 +237,7 @@ app = ScoringApp(
         kubeconfig=cluster.kubeconfig,
         oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url,
+        kubernetes_service_cidr=cluster.service_ipv4_cidr,
         vpc_id=network.vpc_id,
         vpc_cidr=cfg.network.vpc_cidr,
         public_subnet_cidrs=subnet_plan.public,
@@ -245,6 +247,7 @@ app = ScoringApp(
         private_subnet_ids=network.private_subnet_ids,
         repository_url=registry.repository_url,
         image=app_cfg.image,
+        gpu_image=app_cfg.gpu_image,
         database_address=database.address,
         database_port=database.port,
         database_name=database.database_name,

@@ -10,7 +10,10 @@ than F separate ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
+import io
 import json
 import logging
 import queue
@@ -80,6 +83,29 @@ def execution_providers(available: list[str] | None = None) -> list[str]:
     return [p for p in PROVIDER_PREFERENCE if p in available] or ["CPUExecutionProvider"]
 
 
+@functools.cache
+def preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries that NVIDIA's wheels put in site-packages (once).
+
+    The GPU image (app/Dockerfile, ``runtime-gpu``) installs them as Python packages
+    (``onnxruntime-gpu[cuda,cudnn]``), outside the dynamic loader's search path, and the
+    CUDA provider's library only looks next to itself: ``onnxruntime.preload_dlls`` loads
+    them from site-packages first. It reports problems with ``print``; they go to the log.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:  # a build without it (the CPU package has it too, and never gets here)
+        return
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            preload()
+    except Exception as exc:  # onnxruntime raises RuntimeError for a missing directory
+        log.warning("CUDA libraries not preloaded (%s)", str(exc)[:200])
+        return
+    if printed.getvalue().strip():
+        log.warning("CUDA library preload: %s", " ".join(printed.getvalue().split())[:300])
+
+
 def create_session(path: str, opts: ort.SessionOptions) -> ort.InferenceSession:
     """An inference session on the GPU when one is usable, else on the CPU.
 
@@ -88,6 +114,7 @@ def create_session(path: str, opts: ort.SessionOptions) -> ort.InferenceSession:
     """
     providers = execution_providers()
     if providers[0] != "CPUExecutionProvider":
+        preload_cuda_libraries()
         try:
             return ort.InferenceSession(path, sess_options=opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -32,6 +32,23 @@ REQUEST_RATE_METRIC = "fraudstack_requests_per_second"
 #: Where the service keeps its audit spool (FRAUDSTACK_DATA_DIR) and temp files.
 DATA_DIR = "/var/lib/fraudstack"
 TMP_DIR = "/tmp"
+#: Size of the /tmp emptyDir, and what the container's ephemeral storage keeps for its
+#: logs and (read-only) writable layer; the rest of it is the audit spool's
+#: (:func:`spool_size_mib`).
+TMP_MIB = 256
+LOG_HEADROOM_MIB = 256
+
+# The pod's shutdown budget (docs/deploy-service.md, "The audit spool and shutdown"): a
+# deleted pod first pauses (the ALB stops sending), then SIGTERM lets uvicorn finish
+# in-flight requests, then the lifespan shutdown flushes the audit queue to PostgreSQL,
+# or to the spool when one batch write times out. The grace period covers all of it.
+PRE_STOP_SECONDS = 10
+#: app/__main__.py GRACEFUL_SHUTDOWN_SECONDS (uvicorn's timeout_graceful_shutdown).
+IN_FLIGHT_SECONDS = 30
+#: app/audit.py WRITE_TIMEOUT_SECONDS: one batch that times out before it is spooled.
+AUDIT_FLUSH_SECONDS = 10
+#: Closing the database and Redis connections, fsync of the spool, thread pools.
+SHUTDOWN_MARGIN_SECONDS = 10
 LB_CONTROLLER_CHART_REPO = "https://aws.github.io/eks-charts"
 LB_CONTROLLER_NAMESPACE = "kube-system"
 LB_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -52,6 +69,16 @@ WAF_MANAGED_RULE_GROUPS = (
     "AWSManagedRulesKnownBadInputsRuleSet",
     "AWSManagedRulesAmazonIpReputationList",
 )
+
+
+def namespace_labels() -> dict[str, str]:
+    """Labels of every namespace the program declares: the restricted Pod Security Standard
+    enforced, audited and warned about (at the cluster's version), and the project."""
+    return {
+        **{f"pod-security.kubernetes.io/{mode}": PSS_LEVEL for mode in ("enforce", "audit", "warn")},
+        **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")},
+        "app.kubernetes.io/part-of": "fraudstack",
+    }
 
 
 def labels(args: ScoringAppArgs, component: str = "api") -> dict[str, str]:
@@ -97,6 +124,20 @@ def security_context() -> dict[str, Any]:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def termination_grace_seconds() -> int:
+    """The pod's terminationGracePeriodSeconds: pre-stop pause, in-flight requests, one
+    audit batch timing out into the spool, and a margin (SIGKILL comes after it)."""
+    return PRE_STOP_SECONDS + IN_FLIGHT_SECONDS + AUDIT_FLUSH_SECONDS + SHUTDOWN_MARGIN_SECONDS
+
+
+def spool_size_mib(resources: Resources) -> int:
+    """sizeLimit of the audit spool's emptyDir: the container's ephemeral storage less
+    /tmp and the logs' headroom. The kubelet evicts a pod whose emptyDir outgrows its
+    limit, spool and all, so the spool gets all the room the pod is allowed."""
+    total = int(resources.ephemeral_storage[:-2]) * (1024 if resources.ephemeral_storage.endswith("Gi") else 1)
+    return total - TMP_MIB - LOG_HEADROOM_MIB
 
 
 def container_resources(resources: Resources, gpu: bool) -> dict[str, Any]:
@@ -199,6 +240,8 @@ def environment(
     }
     if args.signed_requests:
         env["FRAUDSTACK_HMAC_SECRET_ID"] = secrets["hmac-signing-key"]
+    # The admin key's hash (FRAUDSTACK_ADMIN_KEY_HASH) is derived from it at start-up.
+    env["FRAUDSTACK_ADMIN_KEY_SECRET_ID"] = secrets["admin-key"]
     if model_store:
         env["FRAUDSTACK_MODEL_STORE"] = model_store
     return [{"name": k, "value": v} for k, v in env.items()]
@@ -447,7 +490,8 @@ def alb_annotations(
         ALB + "healthcheck-port": "traffic-port",
         ALB + "success-codes": "200",
         ALB + "load-balancer-attributes": attributes,
-        # Long enough for in-flight scores to finish; matches the pods' preStop pause.
+        # Open connections drain for up to 30 s after deregistration, within the pods'
+        # termination grace period (termination_grace_seconds): they end before the pod does.
         ALB + "target-group-attributes": "deregistration_delay.timeout_seconds=30",
         ALB + "tags": ",".join(f"{k}={v}" for k, v in sorted(args.tags.items())),
     }

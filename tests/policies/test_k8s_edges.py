@@ -317,3 +317,111 @@ def test_unknown_role_arn_follows_the_plan_dependency_through_the_engine():
                       "['system:serviceaccount:batch:reporter']}")]
     s["scoring-sa"]["dependencies"] = ["scoring-ns", "scoring-irsa"]
     assert run(s, rules=rules) == []
+
+
+# --------------------------------------------------------------------------- Helm releases' pods
+
+MON = "monitoring"
+RESTRICTED = {f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "audit", "warn")}
+
+
+def _mon_meta(name):
+    return {"name": name, "namespace": MON, "labels": {"app.kubernetes.io/part-of": "fraudstack"}}
+
+
+def with_monitoring(s, *, guards=True, instance="prometheus"):
+    """The scoring stack plus a Prometheus release in its own guarded namespace, the way
+    components/scoring_app.py declares it; ``instance`` is what the policy selects."""
+    s["prom"] = fx.res(fx.HELM, "prom", parent="scoring-app", name="prometheus", chart="prometheus",
+                       namespace=MON, version="25.27.0", values={"server": {}})
+    s["prom-allow"] = fx.k8s(fx.NETWORK_POLICY, "prom-allow", metadata=_mon_meta("allow-prometheus"), spec={
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": instance}},
+        "policyTypes": ["Ingress", "Egress"],
+        "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": fx.NS}},
+                            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "scoring"}}}],
+                    "ports": [{"port": 8080.0, "protocol": "TCP"}]}]})
+    if guards:
+        s["mon-ns"] = fx.k8s(fx.NAMESPACE, "mon-ns", metadata={"name": MON, "labels": dict(RESTRICTED)})
+        s["mon-quota"] = fx.k8s(fx.QUOTA, "mon-quota", metadata=_mon_meta("quota"), spec={"hard": {"pods": "4"}})
+        s["mon-limits"] = fx.k8s(fx.LIMITS, "mon-limits", metadata=_mon_meta("limits"), spec={"limits": [
+            {"type": "Container", "default": {"cpu": "100m"}, "defaultRequest": {"cpu": "100m"}}]})
+        s["mon-deny"] = fx.k8s(fx.NETWORK_POLICY, "mon-deny", metadata=_mon_meta("default-deny"), spec={
+            "podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    return s
+
+
+def test_policies_selecting_a_releases_pods_by_helm_labels_select_pods():
+    # K42 sees the release's pods by app.kubernetes.io/instance and /name; the default deny
+    # ({} selects every pod) counts too; the scrape on 8080 goes to named pods (X18).
+    assert run(with_monitoring(fx.hardened())) == []
+
+
+def test_a_typo_in_the_release_name_selects_nothing():
+    found = run(with_monitoring(fx.hardened(), instance="promethues"))
+    assert [(v["policy"], v["name"]) for v in found] == [("k8s-networkpolicy-targets-pods", "prom-allow")]
+    assert found[0]["message"].startswith("NetworkPolicy monitoring/allow-prometheus selects no pod of the stack")
+
+
+def test_a_policy_naming_labels_the_pack_cannot_see_is_reported():
+    """Chart-specific labels (component: server) are invisible to the pack: select by
+    Helm's instance and name labels."""
+    s = with_monitoring(fx.hardened())
+    s["prom-allow"]["inputs"]["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] = "server"
+    assert [(v["policy"], v["name"]) for v in run(s)] == [("k8s-networkpolicy-targets-pods", "prom-allow")]
+
+
+def test_name_override_and_repository_prefixes_name_the_chart():
+    s = with_monitoring(fx.hardened())
+    s["prom"]["inputs"].update(chart="prometheus-community/prometheus")
+    assert run(s) == []
+    s["prom"]["inputs"]["values"]["nameOverride"] = "metrics"
+    assert policies(run(s)) == ["k8s-networkpolicy-targets-pods"]
+    s["prom-allow"]["inputs"]["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] = "metrics"
+    assert run(s) == []
+
+
+def test_an_auto_named_release_has_no_known_pods():
+    s = with_monitoring(fx.hardened())
+    del s["prom"]["inputs"]["name"]
+    # Its pods' instance label is only known once Pulumi has named it.
+    assert policies(run(s)) == ["k8s-networkpolicy-targets-pods"]
+
+
+def test_a_release_namespace_without_guards_is_a_namespace_in_use():
+    s = with_monitoring(fx.hardened(), guards=False)
+    found = run(s)
+    assert sorted((v["policy"], v["name"]) for v in found) == [
+        ("k8s-namespace-default-deny", "prom"), ("k8s-namespace-limit-range", "prom"),
+        ("k8s-namespace-resource-quota", "prom")]
+    by_policy = {v["policy"]: v["message"] for v in found}
+    assert by_policy["k8s-namespace-default-deny"] == (
+        "namespace monitoring has no default-deny NetworkPolicy for ingress and egress (podSelector {} with no rules)")
+    # kube-system stays the cluster's: the controller's release there needs none of it.
+    assert s["lb-controller"]["inputs"]["namespace"] == "kube-system"
+
+
+def test_other_ports_are_allowed_only_towards_named_pods():
+    s = with_monitoring(fx.hardened())
+    rule = s["prom-allow"]["inputs"]["spec"]["egress"][0]
+    for peer, allowed in [
+        ({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scoring"}}}, True),
+        ({"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["x"]}]}}, True),
+        ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": fx.NS}}}, False),  # any pod there
+        ({"podSelector": {}}, False),  # every pod of the namespace
+        ({"ipBlock": {"cidr": fx.VPC_CIDR}}, False),  # can leave the cluster
+    ]:
+        rule["to"] = [peer]
+        found = run(s)
+        assert (found == []) is allowed, (peer, found)
+        if not allowed:
+            assert [(v["policy"], v["message"]) for v in found] == [(
+                "k8s-networkpolicy-egress-allowlist",
+                "egress[0] allows 8080/TCP, not in the allow-list 443/TCP, 53/TCP, 53/UDP, 5432/TCP, 6379/TCP "
+                "(other ports only towards pods named by a podSelector)")]
+    # One peer that may leave the cluster spoils the rule.
+    rule["to"] = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scoring"}}}, {"ipBlock": {"cidr": fx.VPC_CIDR}}]
+    assert policies(run(s)) == ["k8s-networkpolicy-egress-allowlist"]
+    # A port range is never allowed, even towards pods.
+    rule["to"] = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scoring"}}}]
+    rule["ports"] = [{"port": 8080.0, "endPort": 8090.0, "protocol": "TCP"}]
+    assert policies(run(s)) == ["k8s-networkpolicy-egress-allowlist"]
