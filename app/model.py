@@ -4,7 +4,8 @@ Reasons come from the model itself: a feature's impact is the change in score
 when that feature alone is replaced by its reference value (model.json). All
 those counterfactual rows of a request, or of a whole batch, go through one
 ``InferenceSession.run`` call, so explanations cost one batched inference rather
-than F separate ones.
+than F separate ones. For a tree ensemble, only the counterfactuals that can
+reach another leaf are run (``app.pruning``): the others have impact exactly 0.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
+from app.pruning import Pruner, pruner
 
 log = logging.getLogger("fraudstack.model")
 
@@ -139,6 +142,7 @@ class ScoringModel:
         self.metadata: dict[str, Any] = {}
         self._input = ""
         self.provider = "none"
+        self.pruner: Pruner | None = None
 
     @property
     def n_features(self) -> int:
@@ -183,7 +187,9 @@ class ScoringModel:
             raise ModelLoadError(f"model.onnx input shape {shape} does not match {len(features)} features in model.json")
         if "probabilities" not in {o.name for o in session.get_outputs()}:
             raise ModelLoadError("model.onnx has no 'probabilities' output")
-        self.reference = _reference_values(meta, features)
+        reference = _reference_values(meta, features)
+        self.pruner = pruner(onnx_path, inputs[0].name, reference, opts)
+        self.reference = reference
         self.session, self.features, self.metadata = session, features, meta
         self._input = inputs[0].name
         self.version, self.sha256 = str(meta["version"]), actual
@@ -198,19 +204,26 @@ class ScoringModel:
         assert self.session is not None, "model not loaded"
         return self.session.run(["probabilities"], {self._input: x})[0]
 
-    def score_with_reasons(self, x: np.ndarray, top_k: int) -> tuple[np.ndarray, list[list[tuple[int, float]]]]:
+    def score_with_reasons(self, x: np.ndarray, top_k: int, prune: bool = True
+                           ) -> tuple[np.ndarray, list[list[tuple[int, float]]]]:
         """Fraud probability per row and its top ``top_k`` risk-raising features as (index, impact).
 
         One ONNX run scores each row and its counterfactuals (feature j set to its
         reference value); impact_j = score - counterfactual score. Features already
-        at their reference value have impact 0 and get no counterfactual row.
+        at their reference value have impact 0 and get no counterfactual row; for a
+        tree ensemble neither do features whose counterfactual reaches the row's own
+        leaf in every tree (same score, impact exactly 0). ``prune=False`` runs every
+        counterfactual (the reference the pruned results are tested against).
         """
         n, f = x.shape
         if n == 0:
             return np.zeros(0), []
         if top_k == 0:
             return self.probabilities(padded(x))[:n, 1].astype(np.float64), [[] for _ in range(n)]
-        ii, jj = np.nonzero(x != self.reference)
+        changes = x != self.reference
+        if prune and self.pruner is not None:
+            changes &= self.pruner.may_change(x)
+        ii, jj = np.nonzero(changes)
         m = len(ii)
         # Rows, then counterfactuals, then padding, built in one buffer.
         rows = np.empty((-(-(n + m) // ROW_BLOCK) * ROW_BLOCK, f), dtype=x.dtype)
