@@ -30,15 +30,25 @@ log = logging.getLogger("fraudstack.model")
 
 #: Every ONNX run is padded to a multiple of this many rows. ONNX Runtime computes some
 #: element-wise float ops with Eigen (Log, in the Platt calibration of our exported graph):
-#: full SIMD packets through a vectorised approximation, the last ``rows % packet`` values
+#: whole SIMD packets through a vectorised approximation, the last ``rows % packet`` values
 #: through the C library's scalar function, and the two can differ in the last bit. Unpadded,
 #: a row's probability depends on where it sits in the batch and on the batch's length
 #: (measured on the demo model: 3 % of rows, by up to 1.2e-7): the same transaction scored
 #: alone or in a batch got scores and impacts differing by that much, and a counterfactual
 #: at the end of a batch could show a spurious impact of that size for a feature that
 #: changes nothing. With no row in the scalar tail, a row's probability depends on the row
-#: alone. 16 covers the widest float packet (AVX-512); the x86-64 wheel measured uses 4 (SSE).
-ROW_BLOCK = 16
+#: alone. 4 is the float packet of the wheels we install (SSE on x86-64, as measured here;
+#: NEON on arm64); a build of ONNX Runtime with AVX (8) or AVX-512 (16) compiled into Eigen
+#: would need more, and tests/model/test_reasons.py would fail on it. Each padding row
+#: costs a tree evaluation (~1 µs), which is why this is not simply 16.
+ROW_BLOCK = 4
+
+
+#: Counterfactual pruning needs one more ONNX run (the trees' leaves). For a single row on
+#: the demo model that costs more than it saves (12 rows run instead of 29, against one more
+#: call and a few numpy steps: 60 against 50 µs measured), so single scores run every
+#: counterfactual; from two rows up pruning wins (bench/reasons.py). Results are identical.
+PRUNE_MIN_ROWS = 2
 
 
 def padded(x: np.ndarray) -> np.ndarray:
@@ -212,8 +222,9 @@ class ScoringModel:
         reference value); impact_j = score - counterfactual score. Features already
         at their reference value have impact 0 and get no counterfactual row; for a
         tree ensemble neither do features whose counterfactual reaches the row's own
-        leaf in every tree (same score, impact exactly 0). ``prune=False`` runs every
-        counterfactual (the reference the pruned results are tested against).
+        leaf in every tree (same score, impact exactly 0), from ``PRUNE_MIN_ROWS`` rows
+        up. ``prune=False`` runs every counterfactual (the reference the pruned results
+        are tested against).
         """
         n, f = x.shape
         if n == 0:
@@ -221,14 +232,14 @@ class ScoringModel:
         if top_k == 0:
             return self.probabilities(padded(x))[:n, 1].astype(np.float64), [[] for _ in range(n)]
         changes = x != self.reference
-        if prune and self.pruner is not None:
+        if prune and self.pruner is not None and n >= PRUNE_MIN_ROWS:
             changes &= self.pruner.may_change(x)
         ii, jj = np.nonzero(changes)
         m = len(ii)
         # Rows, then counterfactuals, then padding, built in one buffer.
         rows = np.empty((-(-(n + m) // ROW_BLOCK) * ROW_BLOCK, f), dtype=x.dtype)
         rows[:n] = x
-        rows[n:n + m] = x[ii]
+        np.take(x, ii, axis=0, out=rows[n:n + m], mode="clip")  # "clip": no index check, no temporary copy
         rows[n + np.arange(m), jj] = self.reference[jj]
         rows[n + m:] = x[0]
         p = self.probabilities(rows)[:n + m, 1].astype(np.float64)

@@ -22,7 +22,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from app.features import offline_features
-from app.model import ROW_BLOCK, ScoringModel, padded
+from app.model import PRUNE_MIN_ROWS, ROW_BLOCK, ScoringModel, padded
 from app.pruning import NotPrunable, tree_ensembles
 from app.training.simulate import SimulationArgs, simulate
 
@@ -262,21 +262,38 @@ def test_tiny_tree_model_runs_exactly_the_counterfactuals_that_can_change_the_sc
     finally:
         del model.probabilities
     sent, m = runs[0], len(want)
-    assert m == 9 and len(sent) == 32
+    total = -(-(n + m) // ROW_BLOCK) * ROW_BLOCK
+    assert m == 9 and len(sent) == total
     np.testing.assert_array_equal(sent[:n], x)
     np.testing.assert_array_equal(sent[n:n + m], want)  # exactly these, in this order
-    np.testing.assert_array_equal(sent[n + m:], np.tile(x[0], (32 - n - m, 1)))  # padding
+    np.testing.assert_array_equal(sent[n + m:], np.tile(x[0], (total - n - m, 1)))  # padding
     everything = counterfactuals(x, differing(x))  # unpruned: every differing feature
     assert len(everything) == 16
     np.testing.assert_array_equal(runs[1][n:n + 16], everything)
     assert scores.tobytes() == all_scores.tobytes()
     assert reasons == all_reasons
     # Reasons are the model's own score differences, highest first, positive only.
-    p = model.probabilities(np.concatenate([x, want, np.tile(x[:1], (32 - n - m, 1))]))[:, 1].astype(np.float64)
+    p = model.probabilities(padded(np.concatenate([x, want])))[:, 1].astype(np.float64)
     cf = iter(range(n, n + m))
     impacts = [[(j, p[i] - p[next(cf)]) for j in features] for i, features in expected]
     assert reasons == [sorted([(j, v) for j, v in row if v > 0], key=lambda r: -r[1]) for row in impacts]
     assert [len(r) for r in reasons] == [0, 0, 1, 2, 0, 1, 1, 1, 1, 0, 0, 0]
+
+
+def test_a_single_row_runs_every_counterfactual_two_rows_are_pruned(tmp_path):
+    """PRUNE_MIN_ROWS: for one row the extra leaf run costs what pruning saves."""
+    assert PRUNE_MIN_ROWS == 2
+    model = loaded(tmp_path / "m", tree_graph())
+    x = case_rows()[2:4]  # f0 = 3 and f1 = 0.7 (only f0 matters); f0 = 6 and f2 = 4 (both matter)
+    runs = record_runs(model)
+    try:
+        model.score_with_reasons(x[:1], F)
+        model.score_with_reasons(x, F)
+    finally:
+        del model.probabilities
+    np.testing.assert_array_equal(runs[0][1:3], counterfactuals(x, [(0, [0, 1])]))
+    np.testing.assert_array_equal(runs[1][2:5], counterfactuals(x, [(0, [0]), (1, [0, 2])]))
+    assert [len(r) for r in runs] == [-(-3 // ROW_BLOCK) * ROW_BLOCK, -(-5 // ROW_BLOCK) * ROW_BLOCK]
 
 
 def test_thresholds_as_a_float32_tensor_are_read_too(tmp_path):
