@@ -408,11 +408,13 @@ class ModelManager:
                 log.error("model reload failed, %s keeps serving: %s", previous, self.last_error)
                 return ReloadResult(False, previous, previous, f"failed: {self.last_error}")
             self.service.swap_model(model)
+            # Cleared with the swap, before any await: readiness must never show the new
+            # version next to the previous attempt's error.
+            self.last_error = None
             self._monitor(model)
             # The previous directory stays until the next swap: requests in flight hold its
             # session (loaded in memory), and it is the quickest roll-back on this node.
             await asyncio.to_thread(self.prune_cache, {Path(model.model_dir), previous_dir})
-            self.last_error = None
             RELOADS.labels("swapped").inc()
             log.info("model %s swapped in (was %s)", model.version, previous)
             return ReloadResult(True, model.version, previous, "swapped")
