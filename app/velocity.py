@@ -136,11 +136,12 @@ class _Events:
 class _Distinct:
     """Counterparties by last-seen time plus the sighting before it."""
 
-    __slots__ = ("last", "prev")
+    __slots__ = ("last", "prev", "newest")
 
     def __init__(self) -> None:
         self.last: dict[str, int] = {}
         self.prev: dict[str, int] = {}
+        self.newest: int | None = None  # the newest sighting ever added
 
     def count(self, t: int, w: int) -> float:
         n = 0
@@ -160,9 +161,14 @@ class _Distinct:
         elif old < t:
             self.prev[cp] = old
             self.last[cp] = t
+        if self.newest is None or t > self.newest:
+            self.newest = t
 
     def trim(self, t: int) -> None:
-        cut = t - LONGEST_WINDOW_MS
+        # From the newest sighting, not from t: a late arrival's sighting older than
+        # the longest window before it is dropped at once, as the events keep nothing
+        # older either (a late event is stored at the newest time).
+        cut = max(t, self.newest if self.newest is not None else t) - LONGEST_WINDOW_MS
         for cp in [cp for cp, s in self.last.items() if s < cut]:
             del self.last[cp]
             self.prev.pop(cp, None)
@@ -323,7 +329,7 @@ def _lua() -> str:
                 f"if byte(mask, {e + 1}) == 49 then",
                 f"  local k = {key}",
                 f"  local seq, cum, at, tt = events(k, call('ZRANGE', k, '0', '0')[1], {base})",
-                "  call('ZADD', k, at == t and A[1] or fmt('%d', -at), pack('>I8I8dd', MAXSEQ - seq, at, cum, cum + amount))",
+                "  call('ZADD', k, at == t and A[1] or fmt('%d', -at), pack('>I8i8dd', MAXSEQ - seq, at, cum, cum + amount))",
                 "  upkeep(k, at, tt)",
                 "end"]))
             continue
@@ -331,14 +337,19 @@ def _lua() -> str:
         dist = [(_DIST_SLOT[d], _DIST_MARK[d], 1 + _ARG_SLOTS.index(_DIST_SLOT[d]) * block, a_cp + 2 * d,
                  2 * nw * ne + nw * d) for d in mine]
         cps = [f"A[{c}]" for _, _, _, c, _ in dist]
+        ms = [f"m{j + 1}" for j in range(len(dist))]
+        member = "'>I8i8dd" + "i8" * len(dist) + "'"
         lines = [f"if byte(mask, {e + 1}) == 49 then",
                  f"  local k = {key}",
                  "  -- the newest event: events score above the counterparties",
                  f"  local top = call('ZRANGEBYSCORE', k, '{-_T_MAX}', '+inf', 'LIMIT', '0', '1')[1]",
                  f"  local seq, cum, at, tt = events(k, top, {base})",
+                 "  -- the newest sighting of each counterparty kind (NONE: none)",
+                 f"  local {', '.join(ms)} = {', '.join(['NONE'] * len(ms))}",
                  "  local o1, o2",
                  "  if tt then",
-                 *[f"    distinct(k, tt, {s}, {m}, {a}, {ob})" for s, m, a, _, ob in dist],
+                 f"    {', '.join(ms)} = unpack_s('>{'i8' * len(dist)}', top, 33)",
+                 *[f"    distinct(k, {ms[j]}, {s_}, {m_}, {a_}, {ob})" for j, (s_, m_, a_, _, ob) in enumerate(dist)],
                  "    -- previous sightings of this transaction's counterparties"]
         if len(dist) == 1:
             lines.append(f"    if {cps[0]} ~= '' then o1 = call('ZSCORE', k, {cps[0]}) end")
@@ -351,17 +362,18 @@ def _lua() -> str:
                       f"    elseif {cps[1]} ~= '' then",
                       f"      o2 = call('ZSCORE', k, {cps[1]})",
                       "    end"]
-        lines += ["  end",
-                  "  local z = {'ZADD', k, at == t and A[1] or fmt('%d', -at), pack('>I8I8dd', MAXSEQ - seq, at, cum, cum + amount)}",
+        lines.append("  end")
+        lines += [f"  if {cps[j]} ~= '' and t > {ms[j]} then {ms[j]} = t end" for j in range(len(dist))]
+        lines += [f"  local z = {{'ZADD', k, at == t and A[1] or fmt('%d', -at), pack({member}, MAXSEQ - seq, at, cum, cum + amount, {', '.join(ms)})}}",
                   "  local n = 4"]
-        for j, (s, m, a, c, _) in enumerate(dist):
-            lines.append(f"  if {cps[j]} ~= '' then n = sighting(z, n, o{j + 1}, {s}, {m}, {a}, {cps[j]}, A[{c + 1}]) end")
+        for j, (s_, m_, a_, c_, _) in enumerate(dist):
+            lines.append(f"  if {cps[j]} ~= '' then n = sighting(z, n, o{j + 1}, {s_}, {m_}, {a_}, {cps[j]}, A[{c_ + 1}]) end")
         lines += ["  call(unpack(z, 1, n))",
                   "  if upkeep(k, at, tt) then  -- and the sightings (with their markers) as old"]
-        for j, (s, m, _, _, _) in enumerate(dist):
-            lines += [f"    if {cps[j]} ~= '' then",
-                      f"      call('ZREMRANGEBYSCORE', k, '(' .. fmt('%d', LONGEST - t - {s * _SLOT}), '{_T_MAX - s * _SLOT}')",
-                      f"      call('ZREMRANGEBYSCORE', k, '(' .. fmt('%d', LONGEST - t - {m * _SLOT}), '{_T_MAX - m * _SLOT}')",
+        for j, (s_, m_, _, _, _) in enumerate(dist):
+            lines += [f"    if {ms[j]} > NONE then",
+                      f"      call('ZREMRANGEBYSCORE', k, '(' .. fmt('%d', LONGEST - {ms[j]} - {s_ * _SLOT}), '{_T_MAX - s_ * _SLOT}')",
+                      f"      call('ZREMRANGEBYSCORE', k, '(' .. fmt('%d', LONGEST - {ms[j]} - {m_ * _SLOT}), '{_T_MAX - m_ * _SLOT}')",
                       "    end"]
         lines += ["  end", "end"]
         blocks.append("\n".join(lines))
@@ -394,13 +406,15 @@ if cached then return cached end
 local byte, char, sub, fmt = string.byte, string.char, string.sub, string.format
 local pack, unpack_s = struct.pack, struct.unpack
 local LONGEST, SLOT, TMAX, GRAIN, TRIM, MAXSEQ = @LONGEST@, @SLOT@, @TMAX@, @GRAIN@, @TRIM@, 9007199254740992
+local NONE = -TMAX - LONGEST  -- "no sighting", older than any time
 local W = @W@
 -- Scores are negated times, so a set's newest member comes first, where small
 -- (listpack-encoded) sets insert and scan cheaply. Redis formats a number argument
 -- with "%.17g", slowly: arguments are strings, the usual bounds from the client, the
 -- others from "%d" (exact: scores are integers below 2^53). Event members: MAXSEQ -
 -- sequence (big-endian: at equal scores the newest first), time, running sum before
--- and after the event (struct.pack: no number formatting or parsing).
+-- and after the event, then for an entity with counterparties the time of the newest
+-- sighting of each (struct.pack: no number formatting or parsing).
 local t = -tonumber(A[1])
 local amount = tonumber(A[@A_AMOUNT@])
 local mask = A[@A_MASK@]
@@ -411,13 +425,13 @@ local out = @OUT@
 -- the time to store the event at and the newest event's time (nil: no event).
 local function events(k, top, base)
   if not top then return 0, 0, t, nil end
-  local tseq, tt, tb, ta = unpack_s('>I8I8dd', top)
+  local tseq, tt, tb, ta = unpack_s('>I8i8dd', top)
   tseq = MAXSEQ - tseq
   local at = t
   if tt > t then at = tt end
   -- A late arrival sees nothing older than the longest window before the newest
   -- event: what trimming on every write would have left.
-  local fl, flm = -TMAX - LONGEST, '+inf'
+  local fl, flm = NONE, '+inf'
   if t < tt then fl = tt - LONGEST; flm = fmt('%d', -fl) end
   -- newest event strictly before t
   local lseq, lt, la = tseq, tt, ta
@@ -425,7 +439,7 @@ local function events(k, top, base)
     local m = call('ZRANGEBYSCORE', k, A[2], flm, 'LIMIT', '0', '1')[1]
     if m then
       local lb
-      lseq, lt, lb, la = unpack_s('>I8I8dd', m)
+      lseq, lt, lb, la = unpack_s('>I8i8dd', m)
       lseq = MAXSEQ - lseq
     else
       lt = nil
@@ -436,7 +450,7 @@ local function events(k, top, base)
     -- window's first when late enough; for the widest, the oldest at or after its
     -- start (searched from the oldest end); else the one after the newest event
     -- before the window (searched from the newest end).
-    local fseq, ft, fb = -1, -1, 0
+    local fseq, ft, fb = -1, NONE, 0
     if tseq == 0 then fseq, ft, fb = 0, tt, tb end
     for i = @NW@, 1, -1 do
       local lo, nlo = t - W[i], A[2 + i]
@@ -444,10 +458,10 @@ local function events(k, top, base)
       if lt < lo then break end
       if ft < lo then
         if i == @NW@ then
-          fseq, ft, fb = unpack_s('>I8I8d', call('ZREVRANGEBYSCORE', k, nlo, '-inf', 'LIMIT', '0', '1')[1])
+          fseq, ft, fb = unpack_s('>I8i8d', call('ZREVRANGEBYSCORE', k, nlo, '-inf', 'LIMIT', '0', '1')[1])
           fseq = MAXSEQ - fseq
         else
-          local ps, pt, pb, pa = unpack_s('>I8I8dd', call('ZRANGEBYSCORE', k, '(' .. nlo, '+inf', 'LIMIT', '0', '1')[1])
+          local ps, pt, pb, pa = unpack_s('>I8i8dd', call('ZRANGEBYSCORE', k, '(' .. nlo, '+inf', 'LIMIT', '0', '1')[1])
           fseq, ft, fb = MAXSEQ - ps + 1, lo, pa  -- (ft: at or after lo)
         end
       end
@@ -462,17 +476,16 @@ local function events(k, top, base)
   return tseq + 1, ta, at, tt
 end
 
--- One DISTINCTS entry of an entity (key k) whose newest event is at tt: its counts
--- (out[base + 1 ..]) from slot s (its markers: slot ms), bounds A[a ..].
-local function distinct(k, tt, s, ms, a, base)
+-- One DISTINCTS entry of an entity (key k) whose newest sighting is at m (NONE: no
+-- sighting): its counts (out[base + 1 ..]) from slot s (its markers: slot ms),
+-- bounds A[a ..].
+local function distinct(k, m, s, ms, a, base)
   local so = s * SLOT
-  local dl = -TMAX - LONGEST
-  if t < tt then  -- late arrival: this set's own trim line
-    local r = call('ZRANGEBYSCORE', k, fmt('%d', -so - TMAX), fmt('%d', TMAX - so), 'WITHSCORES', 'LIMIT', '0', '1')
-    if r[2] then dl = -so - tonumber(r[2]) - LONGEST end
-  end
+  -- nothing older than the longest window before the newest sighting is visible:
+  -- what trimming on every write would have left
+  local dl = m - LONGEST
   local prevs = nil
-  if tt >= t then  -- counterparties seen at t: their previous sightings count
+  if m >= t then  -- counterparties seen at t: their previous sightings count
     local same = call('ZRANGEBYSCORE', k, A[a], A[a])
     if #same > 0 then
       local mk = char(ms + 1)
@@ -482,9 +495,7 @@ local function distinct(k, tt, s, ms, a, base)
   end
   for i = @NW@, 1, -1 do
     local lo, nlo = t - W[i], A[a + 1 + i]
-    -- every sighting came with an event stored at or after it: no event since lo,
-    -- no sighting either
-    if tt < lo then break end
+    if m < lo then break end  -- no sighting since lo
     if lo < dl then lo, nlo = dl, fmt('%d', -so - dl) end
     local c = call('ZCOUNT', k, A[a + 1], nlo)
     if prevs then
@@ -532,7 +543,7 @@ for p = 1, @NP@ do
     local seq, at, tt = 0, t, nil
     if top then
       local tseq
-      tseq, tt = unpack_s('>I8I8', top)
+      tseq, tt = unpack_s('>I8i8', top)
       tseq = MAXSEQ - tseq
       seq = tseq + 1
       if tt > t then at = tt end
@@ -546,7 +557,7 @@ for p = 1, @NP@ do
         end
       end
     end
-    call('ZADD', k, at == t and A[1] or fmt('%d', -at), pack('>I8I8', MAXSEQ - seq, at))
+    call('ZADD', k, at == t and A[1] or fmt('%d', -at), pack('>I8i8', MAXSEQ - seq, at))
     upkeep(k, at, tt)
   end
 end
