@@ -12,30 +12,37 @@ scored from what is stored and recorded at that entity's newest time, so the
 stored streams stay ordered; replaying a history in time order reproduces
 ``offline_features`` exactly (the parity tests prove it).
 
-Redis layout (one round trip per ``observe``: one Lua script, EVALSHA):
+Redis layout (version 2, every key is ``{prefix}:v2:...``; one round trip per
+``observe``: one Lua script, EVALSHA):
 
-* ``{prefix}:ev:{entity}:{id}``: sorted set of the entity's transactions, scored by
-  epoch ms, member ``seq|sum_before|amount|txid`` (seq keeps equal scores in
-  insertion order; the sequence is contiguous, so a window's count is
-  seq_last - seq_first + 1 and its sum (sum_before + amount of the last) -
-  sum_before of the first, from O(1) lookups: the newest member, the oldest one
-  and, only when the oldest lies before the window, the first inside it);
-* ``{prefix}:ds:{name}:{id}`` + ``{prefix}:dp:{name}:{id}``: counterparties (merchants,
-  devices, cards) scored by last-seen time, and a hash of each one's previous
-  sighting (needed so equal timestamps never see each other); exact distinct
-  counts with ZCOUNT;
-* ``{prefix}:pr:{name}:{a}:{b}``: sorted set of a (customer, device / ip country)
-  pair's transactions;
-* ``{prefix}:res:{transaction_id}``: the features returned, for idempotency, kept
-  ``result_ttl`` seconds (15 min by default: retries come within seconds; a retry
-  after that is recorded again).
+* ``{prefix}:v2:ev:{entity}:{id}``: sorted set of the entity's transactions, scored
+  by minus epoch ms (the newest first), member packed binary ``(2^53 - seq, time,
+  sum_before, sum_after)``. The sequence is contiguous, so a window's count is
+  seq_last - seq_first + 1 and its sum sum_after(last) - sum_before(first), from the
+  newest event (rank 0), the first event of the widest window (from the oldest end)
+  and, for a narrower window, the newest event before it (from the newest end),
+  each looked up only when an earlier lookup does not answer it.
+  Below the events (scores shifted by multiples of 2^50), the same key holds the
+  entity's counterparties (merchants, devices, cards) scored by last sighting, and
+  for each one seen more than once a marker scored by the sighting before (so that
+  equal timestamps never see each other); exact distinct counts with ZCOUNT;
+* ``{prefix}:v2:pr:{name}:{len(a)}:{a}:{b}``: sorted set of a (customer, device /
+  ip country) pair's transactions;
+* ``{prefix}:v2:res:{transaction_id}``: the features returned (45 packed doubles),
+  for idempotency, kept ``result_ttl`` seconds (15 min by default: retries come
+  within seconds; a retry after that is recorded again).
 
-Everything expires after the longest window (7 d) without activity and is trimmed
-beyond it on a write that finds a member older than it (no trim command otherwise).
-About 40 Redis commands per script call on a realistic stream, down from 67 (the
-``bench.velocity_script`` micro-benchmark measures it; docs/BENCHMARKS.md). The keys of one transaction span many hash slots, so the
-store needs a non-clustered Redis (ElastiCache with cluster mode disabled, which
-the infrastructure provisions).
+TTL: a key's expiry is set to the longest window plus an hour (7 d 1 h) when it is
+created and refreshed only when the hour of its newest event changes, so everything
+lives at least the longest window after its last write and expires after the longest
+window (plus at most an hour) of inactivity. Members older than the longest window
+are trimmed on a key's first write of a (UTC) day, so a key holds at most the longest
+window plus a day; a late arrival sees exactly what trimming on every write would
+have left (the memory store's view). About 30 Redis commands per script call on a
+realistic stream, down from 42, and under half of the Redis CPU (the
+``bench.velocity_script`` micro-benchmark measures it; docs/BENCHMARKS.md). The keys
+of one transaction span many hash slots, so the store needs a non-clustered Redis
+(ElastiCache with cluster mode disabled, which the infrastructure provisions).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
+import struct
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -128,11 +136,12 @@ class _Events:
 class _Distinct:
     """Counterparties by last-seen time plus the sighting before it."""
 
-    __slots__ = ("last", "prev")
+    __slots__ = ("last", "prev", "newest")
 
     def __init__(self) -> None:
         self.last: dict[str, int] = {}
         self.prev: dict[str, int] = {}
+        self.newest: int | None = None  # the newest sighting ever added
 
     def count(self, t: int, w: int) -> float:
         n = 0
@@ -152,9 +161,14 @@ class _Distinct:
         elif old < t:
             self.prev[cp] = old
             self.last[cp] = t
+        if self.newest is None or t > self.newest:
+            self.newest = t
 
     def trim(self, t: int) -> None:
-        cut = t - LONGEST_WINDOW_MS
+        # From the newest sighting, not from t: a late arrival's sighting older than
+        # the longest window before it is dropped at once, as the events keep nothing
+        # older either (a late event is stored at the newest time).
+        cut = max(t, self.newest if self.newest is not None else t) - LONGEST_WINDOW_MS
         for cp in [cp for cp, s in self.last.items() if s < cut]:
             del self.last[cp]
             self.prev.pop(cp, None)
@@ -269,223 +283,301 @@ class MemoryVelocityStore:
 # ---------------------------------------------------------------------------
 # Redis store.
 # ---------------------------------------------------------------------------
-# KEYS[1] result; KEYS[2..6] entity events (ENTITIES order); then for each
-# DISTINCTS entry its sorted set and prev hash; then one key per PAIRS entry.
-# ARGV: txid, t, amount, ttl_ms, longest_ms, n_windows, windows..., (then as below;
-# the last one is the result cache's TTL in ms)
-#       entity mask (5 chars), per distinct: counterparty or "", pair mask.
+# Layout version, part of every key: keys of another layout are never read (they
+# expire on their own).
+_LAYOUT = "v2"
+# Scores are negated times: -t for an event in slot 0 of its key, -(s * _SLOT + t) in
+# slot s. Every datetime (years 1 to 9999) lies within +-_T_MAX ms, so slots never
+# overlap and every score is an integer below 2^53, exact in a double.
+_T_MAX = 2**48
+_SLOT = 2**50
+# A key's TTL is refreshed only when the hour of its newest event changes, hence the
+# longest window plus that hour: data lives at least the longest window after the
+# key's last write (event time tracks wall time: authorisations arrive in real time).
+_GRAIN_MS = 3_600_000
+_TTL_MS = LONGEST_WINDOW_MS + _GRAIN_MS
+# Members older than the longest window are trimmed on a key's first write of a (UTC)
+# day, so a key holds at most the longest window plus a day.
+_TRIM_MS = 86_400_000
+_N_OUT = len(VELOCITY_FEATURES)
+_OUT_FORMAT = "<" + "d" * _N_OUT
+# An entity's key holds its events (slot 0) and, below them, its counterparty
+# sightings: the j-th DISTINCTS entry of the entity (j = 0, 1) has its sightings in
+# slot 4 - j and their markers (previous sightings) in slot 2 - j, so that the
+# counted sightings come first in the set and the rarely read markers next to the
+# events.
+_DIST_J = [[e for _, e, _ in DISTINCTS[:i]].count(entity) for i, (_, entity, _) in enumerate(DISTINCTS)]
+if max(_DIST_J, default=0) > 1:
+    raise ValueError("velocity: at most two DISTINCTS entries per entity (key slots)")
+_DIST_SLOT = [4 - j for j in _DIST_J]
+_DIST_MARK = [2 - j for j in _DIST_J]
+_ARG_SLOTS = [0, *sorted(set(_DIST_SLOT))]  # slots whose bounds the client sends
+
+
+def _lua() -> str:
+    """The script, with the feature definition's constants written in."""
+    nw, ne = len(WINDOWS_MS), len(ENTITIES)
+    block = 2 + nw  # ARGV per slot: the scores of t, t - 1 and t - W for each window
+    a_amount = block * len(_ARG_SLOTS) + 1
+    a_cp = a_amount + 3  # A[a_cp + 2 d]: distinct d's counterparty member, then its marker's
+    blocks = []
+    for e, entity in enumerate(ENTITIES):
+        base, key = 2 * nw * e, f"KEYS[{e + 2}]"
+        mine = [d for d, (_, owner, _) in enumerate(DISTINCTS) if owner == entity]
+        if not mine:
+            blocks.append("\n".join([
+                f"if byte(mask, {e + 1}) == 49 then",
+                f"  local k = {key}",
+                f"  local seq, cum, at, tt = events(k, call('ZRANGE', k, '0', '0')[1], {base})",
+                "  call('ZADD', k, at == t and A[1] or fmt('%d', -at), pack('>I8i8dd', MAXSEQ - seq, at, cum, cum + amount))",
+                "  upkeep(k, at, tt)",
+                "end"]))
+            continue
+        # per distinct: slot, marker slot, first ARGV of its bounds, ARGV of its counterparty, out base
+        dist = [(_DIST_SLOT[d], _DIST_MARK[d], 1 + _ARG_SLOTS.index(_DIST_SLOT[d]) * block, a_cp + 2 * d,
+                 2 * nw * ne + nw * d) for d in mine]
+        cps = [f"A[{c}]" for _, _, _, c, _ in dist]
+        ms = [f"m{j + 1}" for j in range(len(dist))]
+        member = "'>I8i8dd" + "i8" * len(dist) + "'"
+        lines = [f"if byte(mask, {e + 1}) == 49 then",
+                 f"  local k = {key}",
+                 "  -- the newest event: events score above the counterparties",
+                 f"  local top = call('ZRANGEBYSCORE', k, '{-_T_MAX}', '+inf', 'LIMIT', '0', '1')[1]",
+                 f"  local seq, cum, at, tt = events(k, top, {base})",
+                 "  -- the newest sighting of each counterparty kind (NONE: none)",
+                 f"  local {', '.join(ms)} = {', '.join(['NONE'] * len(ms))}",
+                 "  local o1, o2",
+                 "  if tt then",
+                 f"    {', '.join(ms)} = unpack_s('>{'i8' * len(dist)}', top, 33)",
+                 *[f"    distinct(k, {ms[j]}, {s_}, {m_}, {a_}, {ob})" for j, (s_, m_, a_, _, ob) in enumerate(dist)],
+                 "    -- previous sightings of this transaction's counterparties"]
+        if len(dist) == 1:
+            lines.append(f"    if {cps[0]} ~= '' then o1 = call('ZSCORE', k, {cps[0]}) end")
+        else:
+            lines += [f"    if {cps[0]} ~= '' and {cps[1]} ~= '' then",
+                      f"      local r = call('ZMSCORE', k, {cps[0]}, {cps[1]})",
+                      "      o1, o2 = r[1], r[2]",
+                      f"    elseif {cps[0]} ~= '' then",
+                      f"      o1 = call('ZSCORE', k, {cps[0]})",
+                      f"    elseif {cps[1]} ~= '' then",
+                      f"      o2 = call('ZSCORE', k, {cps[1]})",
+                      "    end"]
+        lines.append("  end")
+        lines += [f"  if {cps[j]} ~= '' and t > {ms[j]} then {ms[j]} = t end" for j in range(len(dist))]
+        lines += [f"  local z = {{'ZADD', k, at == t and A[1] or fmt('%d', -at), pack({member}, MAXSEQ - seq, at, cum, cum + amount, {', '.join(ms)})}}",
+                  "  local n = 4"]
+        for j, (s_, m_, a_, c_, _) in enumerate(dist):
+            lines.append(f"  if {cps[j]} ~= '' then n = sighting(z, n, o{j + 1}, {s_}, {m_}, {a_}, {cps[j]}, A[{c_ + 1}]) end")
+        lines += ["  call(unpack(z, 1, n))",
+                  "  if upkeep(k, at, tt) then  -- and the sightings (with their markers) as old"]
+        for j, (s_, m_, _, _, _) in enumerate(dist):
+            lines += [f"    if {ms[j]} > NONE then",
+                      f"      call('ZREMRANGEBYSCORE', k, '(' .. fmt('%d', LONGEST - {ms[j]} - {s_ * _SLOT}), '{_T_MAX - s_ * _SLOT}')",
+                      f"      call('ZREMRANGEBYSCORE', k, '(' .. fmt('%d', LONGEST - {ms[j]} - {m_ * _SLOT}), '{_T_MAX - m_ * _SLOT}')",
+                      "    end"]
+        lines += ["  end", "end"]
+        blocks.append("\n".join(lines))
+    consts = {
+        "ENTITIES": "\n\n".join(blocks),
+        "NE": ne, "NW": nw, "NP": len(PAIRS),
+        "W": "{" + ", ".join(str(w) for w in WINDOWS_MS.values()) + "}",
+        "LONGEST": LONGEST_WINDOW_MS, "SLOT": _SLOT, "TMAX": _T_MAX, "GRAIN": _GRAIN_MS, "TTL": _TTL_MS,
+        "TRIM": _TRIM_MS, "CAP": repr(SECONDS_SINCE_CAP), "NOUT": _N_OUT, "OUTFMT": _OUT_FORMAT,
+        "OUT": "{" + ", ".join(["0"] * (_N_OUT - 1) + [repr(SECONDS_SINCE_CAP)]) + "}",
+        "A_AMOUNT": a_amount, "A_TTL": a_amount + 1, "A_MASK": a_amount + 2,
+        "PK": 1 + ne, "POUT": 2 * nw * ne + nw * len(DISTINCTS),
+    }
+    text = _LUA
+    for name, value in consts.items():
+        text = text.replace(f"@{name}@", str(value))
+    assert "@" not in text
+    return text
+
+
+# KEYS: result, one per ENTITIES entry, one per PAIRS entry.
+# ARGV: per slot s of _ARG_SLOTS the scores of t, t - 1 and t - W for each window in
+# that slot; amount; result TTL (ms); presence mask (one '1'/'0' per entity then per
+# pair); per DISTINCTS entry the counterparty's member and its marker's ('' when
+# absent).
 _LUA = r"""
-local cached = redis.call('GET', KEYS[1])
+local call, A = redis.call, ARGV
+local cached = call('GET', KEYS[1])
 if cached then return cached end
-local t = tonumber(ARGV[2])
-local amount = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
-local longest = tonumber(ARGV[5])
-local nw = tonumber(ARGV[6])
-local windows = {}
-for i = 1, nw do windows[i] = tonumber(ARGV[6 + i]) end
-local a = 7 + nw
-local emask = ARGV[a]
-local ne = string.len(emask)
-local nd = tonumber(ARGV[a + 1])
-local cps = {}
-for i = 1, nd do cps[i] = ARGV[a + 1 + i] end
-local pmask = ARGV[a + 2 + nd]
-local np = string.len(pmask)
-local txid = ARGV[1]
-local cap = tonumber(ARGV[a + 3 + nd])
+local byte, char, sub, fmt = string.byte, string.char, string.sub, string.format
+local pack, unpack_s = struct.pack, struct.unpack
+local LONGEST, SLOT, TMAX, GRAIN, TRIM, MAXSEQ = @LONGEST@, @SLOT@, @TMAX@, @GRAIN@, @TRIM@, 9007199254740992
+local NONE = -TMAX - LONGEST  -- "no sighting", older than any time
+local W = @W@
+-- Scores are negated times, so a set's newest member comes first, where small
+-- (listpack-encoded) sets insert and scan cheaply. Redis formats a number argument
+-- with "%.17g", slowly: arguments are strings, the usual bounds from the client, the
+-- others from "%d" (exact: scores are integers below 2^53). Event members: MAXSEQ -
+-- sequence (big-endian: at equal scores the newest first), time, running sum before
+-- and after the event, then for an entity with counterparties the time of the newest
+-- sighting of each (struct.pack: no number formatting or parsing).
+local t = -tonumber(A[1])
+local amount = tonumber(A[@A_AMOUNT@])
+local mask = A[@A_MASK@]
+local out = @OUT@
 
-local function fmt(x) return string.format('%.17g', x) end
--- member: seq|sum_before|amount|txid; the zero-padded insertion sequence first so
--- that members with equal scores sort in insertion order.
-local function split(m)
-  local p1 = string.find(m, '|', 1, true)
-  local p2 = string.find(m, '|', p1 + 1, true)
-  local p3 = string.find(m, '|', p2 + 1, true)
-  return tonumber(string.sub(m, p1 + 1, p2 - 1)), tonumber(string.sub(m, p2 + 1, p3 - 1)),
-    tonumber(string.sub(m, 1, p1 - 1))
-end
-local out = {}
-local n = 0
-local function push(x) n = n + 1; out[n] = fmt(x) end
-local seconds = cap
-
--- entity counts and sums. Members carry an insertion sequence and the running sum
--- before them, so a window's count and sum follow from its first member and the
--- last member before t: one "newest" lookup per entity (shared by every window, by
--- seconds-since-previous and by the write), one "oldest" lookup (which is the
--- window's first member whenever it lies inside the window, and tells whether a
--- trim is due), and a "first at or after t - W" lookup only when neither answers.
-local tops, olds = {}, {}
-for e = 1, ne do
-  local k = KEYS[1 + e]
-  local found = false
-  if string.sub(emask, e, e) == '1' then
-    local top = redis.call('ZREVRANGE', k, 0, 0, 'WITHSCORES')
-    if #top > 0 then
-      local tb, ta, tseq = split(top[1])
-      local tscore = tonumber(top[2])
-      tops[e] = {tb + ta, tseq, tscore}
-      local lastm, lasts = top[1], tscore
-      if tscore >= t then  -- ties or a late arrival: find the last member strictly before t
-        local r = redis.call('ZREVRANGEBYSCORE', k, '(' .. t, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-        lastm, lasts = r[1], tonumber(r[2])
-      end
-      local om, os = top[1], tscore
-      if tseq > 0 then  -- sequence 0 on top: it is the only member (sequences start at 0)
-        local old = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-        om, os = old[1], tonumber(old[2])
-      end
-      olds[e] = os
-      if lastm then
-        found = true
-        local lb, la, lseq = split(lastm)
-        local lcum = lb + la
-        for i = 1, nw do
-          local lo = t - windows[i]
-          if lasts < lo then
-            push(0); push(0)
-          else
-            local fm = om
-            if os < lo then
-              fm = redis.call('ZRANGEBYSCORE', k, lo, '(' .. t, 'LIMIT', 0, 1)[1]
-            end
-            local fb, _, fseq = split(fm)
-            push(lseq - fseq + 1); push(lcum - fb)
-          end
-        end
-        if e == 1 then
-          local gap = (t - lasts) / 1000
-          if gap < cap then seconds = gap end
-        end
-      end
+-- An entity's windows (out[base + 1 ..]) from its key k, whose newest event is top.
+-- Returns what recording the transaction needs: the next sequence, the running sum,
+-- the time to store the event at and the newest event's time (nil: no event).
+local function events(k, top, base)
+  if not top then return 0, 0, t, nil end
+  local tseq, tt, tb, ta = unpack_s('>I8i8dd', top)
+  tseq = MAXSEQ - tseq
+  local at = t
+  if tt > t then at = tt end
+  -- A late arrival sees nothing older than the longest window before the newest
+  -- event: what trimming on every write would have left.
+  local fl, flm = NONE, '+inf'
+  if t < tt then fl = tt - LONGEST; flm = fmt('%d', -fl) end
+  -- newest event strictly before t
+  local lseq, lt, la = tseq, tt, ta
+  if tt >= t then
+    local m = call('ZRANGEBYSCORE', k, A[2], flm, 'LIMIT', '0', '1')[1]
+    if m then
+      local lb
+      lseq, lt, lb, la = unpack_s('>I8i8dd', m)
+      lseq = MAXSEQ - lseq
+    else
+      lt = nil
     end
   end
-  if not found then
-    for i = 1, nw do push(0); push(0) end
+  if lt then
+    -- Widest window first. A window's first event: the only event; the wider
+    -- window's first when late enough; for the widest, the oldest at or after its
+    -- start (searched from the oldest end); else the one after the newest event
+    -- before the window (searched from the newest end).
+    local fseq, ft, fb = -1, NONE, 0
+    if tseq == 0 then fseq, ft, fb = 0, tt, tb end
+    for i = @NW@, 1, -1 do
+      local lo, nlo = t - W[i], A[2 + i]
+      if lo < fl then lo, nlo = fl, flm end
+      if lt < lo then break end
+      if ft < lo then
+        if i == @NW@ then
+          fseq, ft, fb = unpack_s('>I8i8d', call('ZREVRANGEBYSCORE', k, nlo, '-inf', 'LIMIT', '0', '1')[1])
+          fseq = MAXSEQ - fseq
+        else
+          local ps, pt, pb, pa = unpack_s('>I8i8dd', call('ZRANGEBYSCORE', k, '(' .. nlo, '+inf', 'LIMIT', '0', '1')[1])
+          fseq, ft, fb = MAXSEQ - ps + 1, lo, pa  -- (ft: at or after lo)
+        end
+      end
+      out[base + 2 * i - 1] = lseq - fseq + 1
+      out[base + 2 * i] = la - fb
+    end
+    if base == 0 then  -- the card: seconds since its previous transaction
+      local gap = (t - lt) / 1000
+      if gap < @CAP@ then out[@NOUT@] = gap end
+    end
   end
+  return tseq + 1, ta, at, tt
 end
 
--- distinct counterparties. A distinct set is only written together with its
--- entity's events (scored by the transaction's time, never above the entity's
--- newest event, and expiring no later), so an entity without events has no
--- counterparties, and counterparties seen at t exist only if the entity's newest
--- event is at or after t.
-local dbase = 1 + ne
-local dents = {}
-for i = 1, nd do dents[i] = tonumber(ARGV[a + 3 + nd + i]) end
-for d = 1, nd do
-  local z = KEYS[dbase + 2 * d - 1]
-  local h = KEYS[dbase + 2 * d]
-  local top = tops[dents[d]]
-  local counts = {}
-  for i = 1, nw do counts[i] = 0 end
-  if string.sub(emask, dents[d], dents[d]) == '1' and top then
-    local prevs = {}
-    if top[3] >= t then
-      local same = redis.call('ZRANGEBYSCORE', z, t, t)
-      if #same > 0 then prevs = redis.call('HMGET', h, unpack(same)) end
+-- One DISTINCTS entry of an entity (key k) whose newest sighting is at m (NONE: no
+-- sighting): its counts (out[base + 1 ..]) from slot s (its markers: slot ms),
+-- bounds A[a ..].
+local function distinct(k, m, s, ms, a, base)
+  local so = s * SLOT
+  -- nothing older than the longest window before the newest sighting is visible:
+  -- what trimming on every write would have left
+  local dl = m - LONGEST
+  local prevs = nil
+  if m >= t then  -- counterparties seen at t: their previous sightings count
+    local same = call('ZRANGEBYSCORE', k, A[a], A[a])
+    if #same > 0 then
+      local mk = char(ms + 1)
+      for q = 1, #same do same[q] = mk .. sub(same[q], 2) end
+      prevs = call('ZMSCORE', k, unpack(same))
     end
-    -- windows nest: once a wider one is empty, the narrower ones are too
-    local empty = false
-    for i = nw, 1, -1 do
-      if not empty then
-        local c = redis.call('ZCOUNT', z, t - windows[i], '(' .. t)
-        for j = 1, #prevs do
-          local p = prevs[j]
-          if p and tonumber(p) >= t - windows[i] then c = c + 1 end
-        end
-        counts[i] = c
-        empty = c == 0
+  end
+  for i = @NW@, 1, -1 do
+    local lo, nlo = t - W[i], A[a + 1 + i]
+    if m < lo then break end  -- no sighting since lo
+    if lo < dl then lo, nlo = dl, fmt('%d', -so - dl) end
+    local c = call('ZCOUNT', k, A[a + 1], nlo)
+    if prevs then
+      local lm = -ms * SLOT - lo
+      for q = 1, #prevs do
+        local p = prevs[q]
+        if p and tonumber(p) <= lm then c = c + 1 end
       end
     end
+    out[base + i] = c
+    if c == 0 then break end
   end
-  for i = 1, nw do push(counts[i]) end
 end
 
--- pairs
-local pbase = dbase + 2 * nd
-for p = 1, np do
-  local c = 0
-  if string.sub(pmask, p, p) == '1' then
-    c = redis.call('ZCOUNT', KEYS[pbase + p], t - longest, '(' .. t)
+-- A counterparty sighting at t (slot s, markers ms, bounds A[a ..]) whose previous
+-- score is old: its members added to z from index n; returns the new n.
+local function sighting(z, n, old, s, ms, a, cpm, mkm)
+  if old then old = -s * SLOT - tonumber(old) end
+  if not old or old < t - LONGEST then  -- (a previous sighting that old never counts)
+    z[n + 1], z[n + 2] = A[a], cpm
+    return n + 2
+  elseif old < t then
+    z[n + 1], z[n + 2], z[n + 3], z[n + 4] = A[a], cpm, fmt('%d', -ms * SLOT - old), mkm
+    return n + 4
   end
-  push(c)
+  return n
 end
-push(seconds)
 
--- record
-for e = 1, ne do
-  if string.sub(emask, e, e) == '1' then
-    local k = KEYS[1 + e]
-    local total, at, seq = 0, t, 0
-    local top = tops[e]
+-- the maintenance of key k after recording at `at` (its newest event was at tt)
+local function upkeep(k, at, tt)
+  if not tt or at - at % GRAIN ~= tt - tt % GRAIN then call('PEXPIRE', k, '@TTL@') end
+  if tt and at - at % TRIM ~= tt - tt % TRIM then
+    call('ZREMRANGEBYSCORE', k, '(' .. fmt('%d', LONGEST - at), '+inf')
+    return true
+  end
+  return false
+end
+
+@ENTITIES@
+
+for p = 1, @NP@ do
+  if byte(mask, @NE@ + p) == 49 then
+    local k = KEYS[@PK@ + p]
+    local top = call('ZRANGE', k, '0', '0')[1]
+    local seq, at, tt = 0, t, nil
     if top then
-      total = top[1]
-      seq = top[2] + 1
-      if top[3] > at then at = top[3] end
-    end
-    redis.call('ZADD', k, at, string.format('%015d', seq) .. '|' .. fmt(total) .. '|' .. fmt(amount) .. '|' .. txid)
-    -- trim only when the oldest member has left the longest window
-    if olds[e] and olds[e] < t - longest then
-      redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. (t - longest))
-    end
-    redis.call('PEXPIRE', k, ttl)
-  end
-end
-for d = 1, nd do
-  local cp = cps[d]
-  if string.sub(emask, dents[d], dents[d]) == '1' and cp ~= '' then
-    local z = KEYS[dbase + 2 * d - 1]
-    local h = KEYS[dbase + 2 * d]
-    local old = nil
-    if tops[dents[d]] then old = redis.call('ZSCORE', z, cp) end
-    if not old then
-      redis.call('ZADD', z, t, cp)
-      redis.call('HDEL', h, cp)
-    elseif tonumber(old) < t then
-      redis.call('HSET', h, cp, old)
-      redis.call('ZADD', z, t, cp)
-    end
-    local gone = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. (t - longest))
-    if #gone > 0 then
-      for j = 1, #gone, 500 do
-        redis.call('HDEL', h, unpack(gone, j, math.min(j + 499, #gone)))
+      local tseq
+      tseq, tt = unpack_s('>I8i8', top)
+      tseq = MAXSEQ - tseq
+      seq = tseq + 1
+      if tt > t then at = tt end
+      local lo, nlo = t - LONGEST, A[2 + @NW@]
+      if lo < tt - LONGEST then lo, nlo = tt - LONGEST, fmt('%d', LONGEST - tt) end
+      if tt >= lo then
+        if tseq == 0 and tt < t then
+          out[@POUT@ + p] = 1  -- the only one, inside the window
+        else
+          out[@POUT@ + p] = call('ZCOUNT', k, A[2], nlo)
+        end
       end
-      redis.call('ZREMRANGEBYSCORE', z, '-inf', '(' .. (t - longest))
     end
-    redis.call('PEXPIRE', z, ttl)
-    redis.call('PEXPIRE', h, ttl)
+    call('ZADD', k, at == t and A[1] or fmt('%d', -at), pack('>I8i8', MAXSEQ - seq, at))
+    upkeep(k, at, tt)
   end
 end
-for p = 1, np do
-  if string.sub(pmask, p, p) == '1' then
-    local k = KEYS[pbase + p]
-    local top = redis.call('ZREVRANGE', k, 0, 0, 'WITHSCORES')
-    local at = t
-    if #top > 0 and tonumber(top[2]) > at then at = tonumber(top[2]) end
-    redis.call('ZADD', k, at, txid)
-    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. (t - longest))
-    redis.call('PEXPIRE', k, ttl)
-  end
-end
-local res = table.concat(out, ',')
-redis.call('SET', KEYS[1], res, 'PX', tonumber(ARGV[#ARGV]))
+
+local res = pack('@OUTFMT@', unpack(out))
+call('SET', KEYS[1], res, 'PX', A[@A_TTL@])
 return res
 """
-
-_ENTITY_INDEX = {entity: i + 1 for i, entity in enumerate(ENTITIES)}
 
 
 class RedisVelocityStore:
     """Velocity store shared by all workers, in Redis, one round trip per score.
 
-    ``client`` is a ``redis.asyncio.Redis``; ``key_prefix`` namespaces every key
-    (one per environment / model generation); ``timeout`` (seconds) bounds each
-    ``observe``: past it, or on any Redis error, ``VelocityUnavailable`` is raised
-    and the caller scores with ``defaults()`` and reports itself degraded.
-    ``result_ttl`` (seconds) is how long a retried ``transaction_id`` gets the same
-    answer without being counted again.
+    ``client`` is a ``redis.asyncio.Redis`` returning bytes (not
+    ``decode_responses=True``: the script answers in binary) or an
+    ``app.resp.RespClient``; ``key_prefix`` namespaces every key (one per environment
+    / model generation); ``timeout`` (seconds) bounds each ``observe``: past it, or
+    on any Redis error, ``VelocityUnavailable`` is raised and the caller scores with
+    ``defaults()`` and reports itself degraded. ``result_ttl`` (seconds) is how long
+    a retried ``transaction_id`` gets the same answer without being counted again.
     """
 
     def __init__(self, client: Any, key_prefix: str = "fraudstack:vel", timeout: float = 0.05,
@@ -496,20 +588,36 @@ class RedisVelocityStore:
             raise ValueError("RedisVelocityStore: timeout must be > 0 seconds")
         if not 1 <= result_ttl <= LONGEST_WINDOW_MS / 1000:
             raise ValueError("RedisVelocityStore: result_ttl must be between 1 s and 7 days")
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None and getattr(pool, "connection_kwargs", {}).get("decode_responses"):
+            raise ValueError("RedisVelocityStore: the client must return bytes (decode_responses=False)")
+        # the script stops at the first empty window, widest first: they must nest
+        if list(WINDOWS_MS.values()) != sorted(WINDOWS_MS.values()):
+            raise ValueError("RedisVelocityStore: WINDOWS_MS must be in ascending order")
         # How long a retry gets the same answer. Kept short: at 10^4 scores/s every
-        # cached result is ~1 KB of memory for its whole TTL.
+        # cached result is ~0.5 KB of memory for its whole TTL.
         self._result_ttl_ms = str(int(result_ttl * 1000))
         self._client = client
         self._prefix = key_prefix
         self._timeout = timeout
         # register_script: EVALSHA, falling back to loading the script once on NOSCRIPT.
-        self._script = client.register_script(_LUA)
+        self._script = client.register_script(_SCRIPT)
         # app.resp's client bounds every call itself; redis-py's needs wait_for (a task per call).
         self._self_timed = isinstance(client, RespClient)
-        # the script skips narrower windows once a wider one is empty: they must ascend
-        if list(WINDOWS_MS.values()) != sorted(WINDOWS_MS.values()):
-            raise ValueError("RedisVelocityStore: WINDOWS_MS must be in ascending order")
-        self._windows = [str(w) for w in WINDOWS_MS.values()]
+        # Everything about a call's keys and arguments that does not depend on the
+        # transaction, computed once.
+        base = f"{key_prefix}:{_LAYOUT}"
+        self._res_prefix = f"{base}:res:"
+        # the fields a call reads, each once
+        self._fields = fields = sorted({*ENTITIES.values(), *(o for _, _, o in DISTINCTS),
+                                        *(f for _, fa, fb in PAIRS for f in (fa, fb))})
+        self._entity_keys = [(f"{base}:ev:{entity}:", fields.index(field)) for entity, field in ENTITIES.items()]
+        self._distincts = [(fields.index(ENTITIES[entity]), fields.index(other), chr(slot + 1), chr(mark + 1))
+                           for (_, entity, other), slot, mark in zip(DISTINCTS, _DIST_SLOT, _DIST_MARK)]
+        self._pairs = [(f"{base}:pr:{name}:", fields.index(fa), fields.index(fb)) for name, fa, fb in PAIRS]
+        # the script's bounds: -t plus each of these
+        self._deltas = [d - slot * _SLOT for slot in _ARG_SLOTS for d in (0, 1, *WINDOWS_MS.values())]
+        self._mask_at = len(self._deltas) + 2
 
     @staticmethod
     def defaults() -> dict[str, float]:
@@ -518,32 +626,41 @@ class RedisVelocityStore:
 
     def _keys_args(self, txn: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         txid, t, amount = _parse_txn(txn)
-        p = self._prefix
-        keys = [f"{p}:res:{txid}"]
-        emask = []
-        ids = {}
-        for entity, field in ENTITIES.items():
-            ident = _key(txn.get(field))
-            ids[entity] = ident
-            emask.append("0" if ident is None else "1")
-            keys.append(f"{p}:ev:{entity}:{ident or ''}")
-        cps = []
-        dents = []
-        for stem, entity, other in DISTINCTS:
-            ident = ids[entity] or ""
-            keys.append(f"{p}:ds:{stem}:{ident}")
-            keys.append(f"{p}:dp:{stem}:{ident}")
-            cps.append(_key(txn.get(other)) or "")
-            dents.append(str(_ENTITY_INDEX[entity]))
-        pmask = []
-        for name, fa, fb in PAIRS:
-            a, b = _key(txn.get(fa)), _key(txn.get(fb))
-            on = a is not None and b is not None
-            pmask.append("1" if on else "0")
-            keys.append(f"{p}:pr:{name}:{a or ''}:{b or ''}")
-        args = [txid, str(t), repr(amount), str(LONGEST_WINDOW_MS), str(LONGEST_WINDOW_MS),
-                str(len(self._windows)), *self._windows, "".join(emask), str(len(cps)), *cps,
-                "".join(pmask), repr(SECONDS_SINCE_CAP), *dents, self._result_ttl_ms]
+        if not -_T_MAX < t < _T_MAX:
+            raise ValueError(f"velocity: timestamp {t} ms is out of range")
+        get = txn.get
+        ids = []  # per self._fields entry its key (None: absent)
+        for field in self._fields:
+            v = get(field)
+            ids.append(v if v.__class__ is str and v else _key(v))
+        keys = [self._res_prefix + txid]
+        mask = ""
+        for prefix, i in self._entity_keys:
+            ident = ids[i]
+            if ident is None:
+                mask += "0"
+                keys.append(prefix)  # never touched: the mask says absent
+            else:
+                mask += "1"
+                keys.append(prefix + ident)
+        args = [str(d - t) for d in self._deltas]
+        args += (repr(amount), self._result_ttl_ms, "")
+        for i, j, slot, marker in self._distincts:
+            cp = ids[j]
+            if cp is None or ids[i] is None:
+                args += ("", "")
+            else:
+                args += (slot + cp, marker + cp)
+        for prefix, i, j in self._pairs:
+            a, b = ids[i], ids[j]
+            if a is None or b is None:
+                mask += "0"
+                keys.append(prefix)
+            else:
+                mask += "1"
+                # the length of the first part keeps "a:b" + "c" apart from "a" + "b:c"
+                keys.append(f"{prefix}{len(a)}:{a}:{b}")
+        args[self._mask_at] = mask
         return keys, args
 
     async def observe(self, txn: Mapping[str, Any]) -> dict[str, float]:
@@ -582,7 +699,7 @@ class RedisVelocityStore:
             timeout = max(self._timeout, self._timeout * len(calls) / 10)
         try:
             if isinstance(client or self._client, RespClient):
-                script = self._script if client is None else client.register_script(_LUA)
+                script = self._script if client is None else client.register_script(_SCRIPT)
                 replies = await script.many(calls, timeout=timeout)
             else:
                 pipe = (client or self._client).pipeline(transaction=False)
@@ -598,10 +715,14 @@ class RedisVelocityStore:
 
     @staticmethod
     def _parse(raw: Any) -> dict[str, float]:
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        values = text.split(",")
-        if len(values) != len(VELOCITY_FEATURES):
+        if not isinstance(raw, bytes) or len(raw) != _OUT_SIZE:
             raise VelocityUnavailable(
-                f"redis velocity store: expected {len(VELOCITY_FEATURES)} values, got {len(values)}"
+                f"redis velocity store: expected {_OUT_SIZE} bytes, got "
+                f"{len(raw) if isinstance(raw, (bytes, str)) else type(raw).__name__}"
                 " (a different feature version wrote this key prefix?)")
-        return {name: float(v) for name, v in zip(VELOCITY_FEATURES, values)}
+        return dict(zip(VELOCITY_FEATURES, _unpack_out(raw)))
+
+
+_SCRIPT = _lua()
+_OUT_SIZE = struct.calcsize(_OUT_FORMAT)
+_unpack_out = struct.Struct(_OUT_FORMAT).unpack

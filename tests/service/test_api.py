@@ -376,7 +376,7 @@ def test_velocity_result_ttl_reaches_redis(make_settings: Any, redis_prefix: str
     settings = make_settings(redis_url=SHARED_REDIS, redis_key_prefix=redis_prefix, velocity_result_ttl_seconds=30)
     with TestClient(create_app(settings)) as client:
         assert client.post("/v1/score", json=txn(1), headers=H).json()["degraded"] is False
-    ttl = redis.Redis.from_url(SHARED_REDIS).pttl(f"{redis_prefix}vel:res:txn-000001")
+    ttl = redis.Redis.from_url(SHARED_REDIS).pttl(f"{redis_prefix}vel:v2:res:txn-000001")
     assert 0 < ttl <= 30_000
 
 
