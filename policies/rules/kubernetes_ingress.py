@@ -18,6 +18,9 @@ from ..model import Rule
 from .k8s_objects import INGRESS, UNKNOWN, as_map, get, peek
 
 PREFIX = "alb.ingress.kubernetes.io/"
+#: The backend port name by which an Ingress path names an ALB action
+#: (``alb.ingress.kubernetes.io/actions.<backend service name>``) instead of a Service.
+ACTION_PORT = "use-annotation"
 ALB_CLASSES = {"alb"}
 #: ELB security policies that refuse TLS 1.0 and 1.1 (TLS 1.3 ones, the TLS-1-2 and
 #: forward-secrecy FS-1-2 families, FIPS and post-quantum variants).

@@ -181,6 +181,10 @@ def test_ingress_of_another_class_is_not_judged_as_an_alb():
     s["scoring-ingress"]["inputs"]["metadata"]["annotations"] = {}
     assert "k8s-alb-https-listener" in policies(run(s))
     s["scoring-ingress"]["inputs"]["spec"]["ingressClassName"] = "nginx"
+    # ALB actions mean nothing to another controller: there the block path names a missing Service.
+    assert [(v["policy"], v["message"]) for v in run(s)] == [("k8s-ingress-backend-exists", (
+        "Ingress scoring/scoring routes to Service 'block-admin', which the stack does not declare"))]
+    fx.ingress_paths(s).pop(0)
     assert run(s) == []
 
 

@@ -200,10 +200,13 @@ MUTATIONS = [
     Mutation("k8s-no-nodeport-service", "node-port", _set(_spec("scoring-svc"), "type", "NodePort"), ["scoring-svc"]),
     Mutation("k8s-no-external-ips", "external-ips", _set(_spec("scoring-svc"), "externalIPs", ["203.0.113.7"]),
              ["scoring-svc"]),
-    Mutation("k8s-ingress-backend-exists", "wrong-service", lambda s: s["scoring-ingress"]["inputs"]["spec"]["rules"][0][
-        "http"]["paths"][0]["backend"]["service"].update(name="scoring-v2"), ["scoring-ingress"]),
-    Mutation("k8s-ingress-backend-exists", "wrong-port", lambda s: s["scoring-ingress"]["inputs"]["spec"]["rules"][0][
-        "http"]["paths"][0]["backend"]["service"].update(port={"number": 8443.0}), ["scoring-ingress"]),
+    Mutation("k8s-ingress-backend-exists", "wrong-service", lambda s: fx.ingress_paths(s)[-1][
+        "backend"]["service"].update(name="scoring-v2"), ["scoring-ingress"]),
+    Mutation("k8s-ingress-backend-exists", "wrong-port", lambda s: fx.ingress_paths(s)[-1][
+        "backend"]["service"].update(port={"number": 8443.0}), ["scoring-ingress"]),
+    # An action path without its annotation is neither a Service nor an action.
+    Mutation("k8s-ingress-backend-exists", "action-without-annotation", lambda s: fx.annotations(s).pop(
+        A + "actions.block-admin"), ["scoring-ingress"]),
     Mutation("k8s-stable-api-version", "v1beta1-ingress", lambda s: s["scoring-ingress"].update(
         type="kubernetes:networking.k8s.io/v1beta1:Ingress",
         inputs={**s["scoring-ingress"]["inputs"], "apiVersion": "networking.k8s.io/v1beta1"}), ["scoring-ingress"]),
