@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await models.start()  # model from the store, then Service.start (app.lifecycle)
-        publisher = cloudwatch.from_settings(settings)
+        publisher = cloudwatch.from_settings(
+            settings, audit_backlog=lambda: service.audit.backlog if service.audit is not None else None)
         if publisher is not None:
             publisher.start()
         try:
