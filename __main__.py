@@ -339,6 +339,7 @@ alarms = Alarms(
             pod_restarts=limits.nodes.pod_restarts,
             service_p99_latency_ms=limits.service.p99_latency_ms,
             service_error_rate_percent=limits.service.error_rate_percent,
+            service_audit_backlog=limits.service.audit_backlog,
         ),
         email=limits.email,
         period_seconds=limits.period_seconds,

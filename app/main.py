@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # again. A full collection took 78 ms before, a stall every request of that
         # moment waits for; after, well under a millisecond.
         gc.freeze()
-        publisher = cloudwatch.from_settings(settings)
+        publisher = cloudwatch.from_settings(
+            settings, audit_backlog=lambda: service.audit.backlog if service.audit is not None else None)
         if publisher is not None:
             publisher.start()
         try:

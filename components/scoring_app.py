@@ -13,7 +13,8 @@ cluster's kubeconfig. What it declares, in dependency order:
 * the migrations Job, then the Deployment (no ``replicas``: the HPA owns them), its
   ClusterIP Service, HorizontalPodAutoscaler and PodDisruptionBudget;
 * the AWS Load Balancer Controller (Helm release with its own IRSA role), the ALB's access
-  log bucket, a WAFv2 web ACL when the ALB is internet-facing, and the Ingress.
+  log bucket, a WAFv2 web ACL when the ALB is internet-facing, and the Ingress (which
+  answers the service's ``/admin`` routes with a 404 instead of forwarding them).
 
 What each object contains comes from the pure functions of
 :mod:`components.scoring_app_specs` (``security_context``, ``network_policies``,
@@ -65,6 +66,7 @@ from components.scoring_app_specs import (
     environment,
     gpu_scheduling,
     image_ref,
+    ingress_paths,
     labels,
     lb_controller_policy,
     namespace_labels,
@@ -671,17 +673,9 @@ class ScoringApp(pulumi.ComponentResource):
             pulumi.Output.from_input(subnet_ids),
             self.waf_acl.arn if self.waf_acl is not None else None,
         ).apply(lambda v: alb_annotations(args, v[0], v[1], v[2]))
-        rule: dict[str, Any] = {
-            "http": {
-                "paths": [
-                    {
-                        "path": "/",
-                        "pathType": "Prefix",
-                        "backend": {"service": {"name": args.name, "port": {"name": "http"}}},
-                    }
-                ]
-            }
-        }
+        # /admin ahead of "/" in every controller's order, so the 404 action answers the
+        # admin routes (scoring_app_specs.ingress_paths).
+        rule: dict[str, Any] = {"http": {"paths": ingress_paths(args)}}
         if args.hostname:
             rule["host"] = args.hostname
         spec: dict[str, Any] = {"ingressClassName": "alb", "rules": [rule]}

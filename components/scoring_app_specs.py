@@ -54,6 +54,16 @@ LB_CONTROLLER_NAMESPACE = "kube-system"
 LB_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 ALB = "alb.ingress.kubernetes.io/"
 PSS_LEVEL = "restricted"
+#: The service's operator routes (app/lifecycle.py, ``POST /admin/model/reload``): the ALB
+#: answers everything under this prefix itself, so they are reachable only from inside the
+#: cluster (``kubectl port-forward``, docs/operations.md "Admin key").
+ADMIN_PATH_PREFIX = "/admin"
+#: The ALB action that answers them: ``alb.ingress.kubernetes.io/actions.<name>``, named by
+#: the Ingress rule as its backend service with port ``use-annotation``.
+BLOCK_ADMIN_ACTION = "block-admin"
+#: What the ALB answers: the service's own 404 body (app/errors.py), so the route looks
+#: like any unknown path.
+BLOCKED_BODY = {"error": {"code": "not_found", "message": "not found", "field": "path"}}
 #: Regions older than August 2022 deliver ALB access logs from a regional ELB account;
 #: newer ones from the log-delivery service principal (both statements are written).
 ELB_LOG_ACCOUNTS = {
@@ -494,12 +504,50 @@ def alb_annotations(
         # termination grace period (termination_grace_seconds): they end before the pod does.
         ALB + "target-group-attributes": "deregistration_delay.timeout_seconds=30",
         ALB + "tags": ",".join(f"{k}={v}" for k, v in sorted(args.tags.items())),
+        # The rule that keeps the admin routes off the load balancer (ingress_paths).
+        ALB + f"actions.{BLOCK_ADMIN_ACTION}": json.dumps(block_admin_action(), separators=(",", ":")),
     }
     if not args.internet_facing:
         annotations[ALB + "inbound-cidrs"] = args.vpc_cidr
     if waf_acl_arn is not None:
         annotations[ALB + "wafv2-acl-arn"] = waf_acl_arn
     return annotations
+
+
+def block_admin_action() -> dict[str, Any]:
+    """The ALB fixed-response action for :data:`ADMIN_PATH_PREFIX` (a 404, never forwarded)."""
+    return {
+        "type": "fixed-response",
+        "fixedResponseConfig": {
+            "contentType": "application/json",
+            "statusCode": "404",
+            "messageBody": json.dumps(BLOCKED_BODY, separators=(",", ":")),
+        },
+    }
+
+
+def ingress_paths(args: ScoringAppArgs) -> list[dict[str, Any]]:
+    """The Ingress rule's paths: the admin prefix (ALB patterns ``/admin`` and ``/admin/*``)
+    to the 404 action, then ``/`` to the service.
+
+    The ALB applies the first matching rule, so ``/admin`` must get the higher priority.
+    Controllers before v2.4.3 number a rule's paths in manifest order; later ones put Exact
+    paths first, then Prefix paths longest first (kubernetes-sigs/aws-load-balancer-controller
+    PR 2409). Two Prefix paths, the longer one first, come out in this order either way;
+    an Exact or ImplementationSpecific path here would not.
+    """
+    return [
+        {
+            "path": ADMIN_PATH_PREFIX,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": BLOCK_ADMIN_ACTION, "port": {"name": "use-annotation"}}},
+        },
+        {
+            "path": "/",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": args.name, "port": {"name": "http"}}},
+        },
+    ]
 
 
 def network_policies(args: ScoringAppArgs) -> dict[str, dict[str, Any]]:

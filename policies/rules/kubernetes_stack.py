@@ -28,6 +28,9 @@ from pulumi_policy import PolicyResource
 from pulumi_policy.proxy import UnknownValueError
 
 from ..model import Rule, Stack
+from .kubernetes_ingress import ACTION_PORT as ALB_ACTION_PORT
+from .kubernetes_ingress import PREFIX as ALB_PREFIX
+from .kubernetes_ingress import alb_annotations
 from .k8s_objects import (
     DIGEST,
     ECR_REPOSITORY,
@@ -272,8 +275,16 @@ def _backends(ingress: Obj) -> Iterator[Mapping[str, Any]]:
 def _ingress_backends(stack: Stack, cfg) -> Iterator[Finding]:
     services = {(s.namespace, s.name): s for s in objects(stack, SERVICE)}
     for ing in objects(stack, INGRESS):
+        alb = alb_annotations(ing.props)
         for backend in _backends(ing):
             name = get(backend, "name")
+            if alb is not None and get(backend, "port", "name") == ALB_ACTION_PORT:
+                # An AWS Load Balancer Controller action (fixed response, redirect, ...),
+                # defined by an annotation named after the backend, not a Service.
+                if peek(alb, f"{ALB_PREFIX}actions.{name}") is None:
+                    yield ing.resource, (f"Ingress {ing.ref} routes to ALB action {name!r} (port {ALB_ACTION_PORT}), "
+                                         f"which has no {ALB_PREFIX}actions.{name} annotation")
+                continue
             svc = services.get((ing.namespace, name))
             if svc is None:
                 yield ing.resource, f"Ingress {ing.ref} routes to Service {name!r}, which the stack does not declare"
@@ -535,8 +546,10 @@ RULES: list[Rule] = [
                 "Every Service's selector matches the pods of a workload in its namespace.",
                 "Use the workload's pod labels as the Service selector.", _service_targets, (SERVICE, *POD_TYPES)),
     _stack_rule("k8s-ingress-backend-exists", "Ingress backend exists", ("K57",), "medium",
-                "Every Ingress backend names a Service (and port) the stack declares in the Ingress's namespace.",
-                "Point the backend at the Service's metadata.name and one of its ports.", _ingress_backends,
+                "Every Ingress backend names a Service (and port) the stack declares in the Ingress's namespace, "
+                "or, on an ALB Ingress, an action annotation (port use-annotation).",
+                "Point the backend at the Service's metadata.name and one of its ports, or annotate "
+                "alb.ingress.kubernetes.io/actions.<name> for an ALB action.", _ingress_backends,
                 (INGRESS, SERVICE)),
     _stack_rule("k8s-namespace-resource-quota", "Namespace has a ResourceQuota", ("K66",), "medium",
                 "Every namespace the stack uses, Helm releases' included, has a ResourceQuota (a runaway HPA or a "

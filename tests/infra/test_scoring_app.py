@@ -335,6 +335,12 @@ def test_ingress_annotations(stack):
             f"cost-center=fraud-platform,data-classification={'restricted' if stack == 'production' else 'confidential'},"
             f"environment={stack},owner=fraud-platform-team,pci-scope=in-scope,service=fraudstack"
         ),
+        # The admin routes are answered by the ALB itself: the service's 404 body.
+        a + "actions.block-admin": (
+            '{"type":"fixed-response","fixedResponseConfig":{"contentType":"application/json","statusCode":"404",'
+            '"messageBody":"{\\"error\\":{\\"code\\":\\"not_found\\",\\"message\\":\\"not found\\",'
+            '\\"field\\":\\"path\\"}}"}}'
+        ),
     }
     if stack == "production":
         expected[a + "wafv2-acl-arn"] = out["wafWebAclArn"]
@@ -343,8 +349,16 @@ def test_ingress_annotations(stack):
         expected[a + "inbound-cidrs"] = exp["vpc"]
         assert out["wafWebAclArn"] is None
     assert ing["metadata"]["annotations"] == expected
-    rule = {"http": {"paths": [{"path": "/", "pathType": "Prefix",
-                                "backend": {"service": {"name": "scoring-api", "port": {"name": "http"}}}}]}}
+    assert json.loads(json.loads(expected[a + "actions.block-admin"])["fixedResponseConfig"]["messageBody"]) == {
+        "error": {"code": "not_found", "message": "not found", "field": "path"}}
+    # /admin ahead of "/" in manifest order and in the controller's (Prefix, longest first):
+    # otherwise "/" forwards the admin routes to the service.
+    rule = {"http": {"paths": [
+        {"path": "/admin", "pathType": "Prefix",
+         "backend": {"service": {"name": "block-admin", "port": {"name": "use-annotation"}}}},
+        {"path": "/", "pathType": "Prefix",
+         "backend": {"service": {"name": "scoring-api", "port": {"name": "http"}}}},
+    ]}}
     if stack == "production":
         rule["host"] = "score.fraudstack.example.com"
         assert ing["spec"] == {"ingressClassName": "alb", "rules": [rule], "tls": [{"hosts": ["score.fraudstack.example.com"]}]}
