@@ -16,6 +16,11 @@ from pathlib import Path
 
 from app.settings import DEV_API_KEY, Settings, SettingsError, load_settings
 
+#: How long SIGTERM waits for in-flight requests before the lifespan shutdown (the audit
+#: flush) runs; the pod's termination grace period budgets it
+#: (components/scoring_app_specs.py ``IN_FLIGHT_SECONDS``).
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
 
 def ensure_model(settings: Settings) -> tuple[Path, bool]:
     """The model directory to serve, building the demo model when none is configured."""
@@ -89,7 +94,7 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 loop="uvloop", http="httptools", access_log=False,  # the access log would carry client IPs
-                log_level=settings.log_level.lower(), timeout_graceful_shutdown=30, server_header=False)
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, server_header=False)
     return 0
 
 

@@ -323,6 +323,12 @@ class Spool:
         self.records = max(0, self.records - self._count(path))
 
 
+#: Longest wait for one batch's database write before it is spooled instead; the pod's
+#: termination grace period budgets one such wait for the shutdown flush
+#: (components/scoring_app_specs.py ``AUDIT_FLUSH_SECONDS``).
+WRITE_TIMEOUT_SECONDS = 10.0
+
+
 class AuditWriter:
     """Batches records to a sink off the request path; spools and replays on failure."""
 
@@ -341,7 +347,7 @@ class AuditWriter:
         # A database that stops answering without closing the connection (a network
         # partition) must not hold the queue forever: past this, the batch is spooled.
         # Committed-but-unacknowledged batches are then replayed harmlessly (ON CONFLICT).
-        self.write_timeout = 10.0
+        self.write_timeout = WRITE_TIMEOUT_SECONDS
 
     @property
     def backlog(self) -> int:

@@ -5,7 +5,12 @@ Publishes, in namespace ``FRAUDSTACK_CLOUDWATCH_NAMESPACE`` with dimensions
 
 * ``ScoringLatency`` (Milliseconds): one value per scoring request, as ``Values``/``Counts``
   arrays so CloudWatch can compute the p99 the alarm watches;
-* ``Requests`` and ``Errors5xx`` (Count): API requests answered, and those with a 5xx.
+* ``Requests`` and ``Errors5xx`` (Count): API requests answered, and those with a 5xx;
+* ``AuditBacklog`` (Count): the worker's audit records not yet in the database (queued in
+  memory plus spooled on disk) when the period is sent. It stays near 0 while PostgreSQL
+  keeps up; a value that stays high means the database is down or slower than the
+  traffic and the spool, which a deleted pod loses, is filling (alarm
+  ``service-audit-backlog``).
 
 The request path only adds to an in-memory aggregate (:func:`record`); a task of the
 lifespan flushes it every ``FRAUDSTACK_CLOUDWATCH_INTERVAL_SECONDS`` with one
@@ -31,6 +36,7 @@ log = logging.getLogger("fraudstack.cloudwatch")
 LATENCY_METRIC = "ScoringLatency"
 REQUESTS_METRIC = "Requests"
 ERRORS_5XX_METRIC = "Errors5xx"
+AUDIT_BACKLOG_METRIC = "AuditBacklog"
 MAX_VALUES_PER_DATUM = 150
 #: Routes whose time is ``ScoringLatency`` (the alarm is about scoring, not probes).
 SCORING_ROUTES = frozenset({"/v1/score", "/v1/score/batch", "/v2/models/{name}/infer"})
@@ -85,13 +91,18 @@ def _take() -> Aggregate:
     return taken
 
 
-def metric_data(agg: Aggregate, environment: str, service: str) -> list[dict[str, Any]]:
-    """``MetricData`` of one ``PutMetricData`` call for a period's aggregate."""
+def metric_data(agg: Aggregate, environment: str, service: str, audit_backlog: int | None = None) -> list[dict[str, Any]]:
+    """``MetricData`` of one ``PutMetricData`` call for a period's aggregate (and the audit
+    backlog at sending time; None: the worker has no audit writer, nothing is sent)."""
     dims = [{"Name": "Environment", "Value": environment}, {"Name": "Service", "Value": service}]
     data: list[dict[str, Any]] = [
         {"MetricName": REQUESTS_METRIC, "Dimensions": dims, "Value": float(agg.requests), "Unit": "Count", "StorageResolution": 60},
         {"MetricName": ERRORS_5XX_METRIC, "Dimensions": dims, "Value": float(agg.errors_5xx), "Unit": "Count", "StorageResolution": 60},
     ]
+    if audit_backlog is not None:
+        # A sample, not a sum: every worker sends its own, the alarm takes the Maximum.
+        data.append({"MetricName": AUDIT_BACKLOG_METRIC, "Dimensions": dims, "Value": float(audit_backlog),
+                     "Unit": "Count", "StorageResolution": 60})
     items = sorted(agg.latencies.items())
     for i in range(0, len(items), MAX_VALUES_PER_DATUM):
         chunk = items[i:i + MAX_VALUES_PER_DATUM]
@@ -111,12 +122,13 @@ class Publisher:
     """Flushes the aggregate to CloudWatch periodically and at :meth:`stop`."""
 
     def __init__(self, namespace: str, environment: str, service: str, interval_seconds: float,
-                 client_factory: Callable[[], Any]) -> None:
+                 client_factory: Callable[[], Any], audit_backlog: Callable[[], int | None] | None = None) -> None:
         self.namespace = namespace
         self.environment = environment
         self.service = service
         self.interval = interval_seconds
         self._client_factory = client_factory
+        self._audit_backlog = audit_backlog
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
 
@@ -148,7 +160,8 @@ class Publisher:
     async def flush(self) -> bool:
         """Send the aggregate gathered since the last flush; False (logged, counted) on failure."""
         agg = _take()
-        data = metric_data(agg, self.environment, self.service)
+        backlog = self._audit_backlog() if self._audit_backlog is not None else None
+        data = metric_data(agg, self.environment, self.service, backlog)
         try:
             await asyncio.to_thread(self._put, data)
         except Exception as exc:  # noqa: BLE001 - any failure must stay out of the requests
@@ -166,10 +179,13 @@ class Publisher:
         self._client.put_metric_data(Namespace=self.namespace, MetricData=data)
 
 
-def from_settings(settings: Any) -> Publisher | None:
-    """The publisher the settings ask for, or None when ``FRAUDSTACK_CLOUDWATCH_NAMESPACE`` is unset."""
+def from_settings(settings: Any, audit_backlog: Callable[[], int | None] | None = None) -> Publisher | None:
+    """The publisher the settings ask for, or None when ``FRAUDSTACK_CLOUDWATCH_NAMESPACE`` is unset.
+
+    ``audit_backlog`` reads the worker's audit backlog at each flush (``AuditBacklog``).
+    """
     if not settings.cloudwatch_namespace:
         return None
     region = settings.aws_region
     return Publisher(settings.cloudwatch_namespace, settings.environment.value, settings.cloudwatch_service,
-                     settings.cloudwatch_interval_seconds, lambda: make_client(region))
+                     settings.cloudwatch_interval_seconds, lambda: make_client(region), audit_backlog)

@@ -8,7 +8,10 @@ exactly those. Before the settings are loaded, :func:`resolve` reads them and fi
   ``{"username", "password"}``): user and password into ``FRAUDSTACK_DATABASE_URL``;
 * ``FRAUDSTACK_REDIS_AUTH_SECRET_ID`` (the ElastiCache AUTH token): the password of
   ``FRAUDSTACK_REDIS_URL``;
-* ``FRAUDSTACK_HMAC_SECRET_ID`` (the request-signing key): ``FRAUDSTACK_HMAC_SECRET``.
+* ``FRAUDSTACK_HMAC_SECRET_ID`` (the request-signing key): ``FRAUDSTACK_HMAC_SECRET``;
+* ``FRAUDSTACK_ADMIN_KEY_SECRET_ID`` (the operators' admin key): its SHA-256 hex into
+  ``FRAUDSTACK_ADMIN_KEY_HASH`` (app/lifecycle.py compares ``X-Admin-Key`` with it); the
+  key itself is never put in the environment.
 
 The result goes into the process environment, so uvicorn's worker processes inherit it.
 A value set explicitly is never overridden; without any ``*_SECRET_ID`` nothing is read
@@ -17,6 +20,7 @@ and no AWS call is made. Errors name the variable and the secret, never a value.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, MutableMapping
@@ -26,9 +30,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 DATABASE_SECRET = "FRAUDSTACK_DATABASE_SECRET_ID"
 REDIS_SECRET = "FRAUDSTACK_REDIS_AUTH_SECRET_ID"
 HMAC_SECRET = "FRAUDSTACK_HMAC_SECRET_ID"
+ADMIN_KEY_SECRET = "FRAUDSTACK_ADMIN_KEY_SECRET_ID"
 #: The start-up variables this module reads (they are not Settings fields: they only
-#: say where the credentials of three settings are).
-SECRET_VARIABLES = (DATABASE_SECRET, REDIS_SECRET, HMAC_SECRET)
+#: say where the credentials of four settings are).
+SECRET_VARIABLES = (DATABASE_SECRET, REDIS_SECRET, HMAC_SECRET, ADMIN_KEY_SECRET)
 
 
 class CredentialsError(RuntimeError):
@@ -87,6 +92,12 @@ def resolve(environ: Mapping[str, str], client: Any = None) -> dict[str, str]:
         if not key:
             raise CredentialsError(f"{HMAC_SECRET}: the secret is empty")
         out["FRAUDSTACK_HMAC_SECRET"] = key
+    if ADMIN_KEY_SECRET in wanted and not environ.get("FRAUDSTACK_ADMIN_KEY_HASH"):
+        key = read(ADMIN_KEY_SECRET).strip()
+        if not key:
+            raise CredentialsError(f"{ADMIN_KEY_SECRET}: the secret is empty")
+        # The same digest as app.lifecycle.hash_key; only the hash stays in the process.
+        out["FRAUDSTACK_ADMIN_KEY_HASH"] = hashlib.sha256(key.encode()).hexdigest()
     return out
 
 

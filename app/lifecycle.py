@@ -408,11 +408,13 @@ class ModelManager:
                 log.error("model reload failed, %s keeps serving: %s", previous, self.last_error)
                 return ReloadResult(False, previous, previous, f"failed: {self.last_error}")
             self.service.swap_model(model)
+            # Cleared with the swap, before any await: readiness must never show the new
+            # version next to the previous attempt's error.
+            self.last_error = None
             self._monitor(model)
             # The previous directory stays until the next swap: requests in flight hold its
             # session (loaded in memory), and it is the quickest roll-back on this node.
             await asyncio.to_thread(self.prune_cache, {Path(model.model_dir), previous_dir})
-            self.last_error = None
             RELOADS.labels("swapped").inc()
             log.info("model %s swapped in (was %s)", model.version, previous)
             return ReloadResult(True, model.version, previous, "swapped")
@@ -530,6 +532,22 @@ def check_admin_key(expected_hash: str | None, presented: str | None) -> None:
         raise Unauthorized("missing or wrong admin key", field="X-Admin-Key")
 
 
+def require_literal_path(request: Request) -> None:
+    """Answer 404, as for an unknown route, unless the request spelled the path literally.
+
+    The Ingress keeps ``/admin`` off the load balancer with an ALB path rule, and AWS does
+    not document that ALB path matching decodes percent-escapes, while uvicorn decodes the
+    path before routing: ``/%61dmin/model/reload`` could slip past the rule and still reach
+    this route. Refusing every encoded spelling means the route only answers a path that
+    any upstream path filter sees as ``/admin/...`` (docs/operations.md, "Admin key").
+    """
+    from app.errors import NotFound
+
+    raw = request.scope.get("raw_path")
+    if raw is not None and raw.split(b"?", 1)[0] != request.scope["path"].encode():
+        raise NotFound(f"{request.method} {raw.split(b'?', 1)[0].decode('latin-1')}: Not Found", field="path")
+
+
 def install(app: Any, service: Any, lifecycle: LifecycleSettings | None = None, store: ModelStore | None = None) -> ModelManager:
     """Add the admin routes to the app and return the manager (call ``start`` from the lifespan)."""
     from app.errors import InvalidRequest
@@ -541,6 +559,7 @@ def install(app: Any, service: Any, lifecycle: LifecycleSettings | None = None, 
 
     @app.post("/admin/model/reload", tags=["operations"], summary="Verify and swap in a model version (admin key)")
     async def reload_model(request: Request) -> JSONResponse:
+        require_literal_path(request)
         check_admin_key(lifecycle.admin_key_hash, request.headers.get("x-admin-key"))
         body = await request.body()
         version = None
@@ -613,7 +632,7 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["LifecycleSettings", "LocalModelStore", "ModelManager", "S3ModelStore", "StoreError", "check_admin_key",
-           "hash_key", "install", "open_store", "promote", "verify_model"]
+           "hash_key", "install", "open_store", "promote", "require_literal_path", "verify_model"]
 
 
 if __name__ == "__main__":

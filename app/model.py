@@ -4,15 +4,21 @@ Reasons come from the model itself: a feature's impact is the change in score
 when that feature alone is replaced by its reference value (model.json). All
 those counterfactual rows of a request, or of a whole batch, go through one
 ``InferenceSession.run`` call, so explanations cost one batched inference rather
-than F separate ones.
+than F separate ones. For a tree ensemble, only the counterfactuals that can
+reach another leaf are run (``app.pruning``): the others have impact exactly 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
+import io
 import json
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +26,47 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from app.pruning import Pruner, pruner
+
 log = logging.getLogger("fraudstack.model")
+
+
+#: Every ONNX run is padded to a multiple of this many rows. ONNX Runtime computes some
+#: element-wise float ops with Eigen (Log, in the Platt calibration of our exported graph):
+#: whole SIMD packets through a vectorised approximation, the last ``rows % packet`` values
+#: through the C library's scalar function, and the two can differ in the last bit. Unpadded,
+#: a row's probability depends on where it sits in the batch and on the batch's length
+#: (measured on the demo model: 3 % of rows, by up to 1.2e-7): the same transaction scored
+#: alone or in a batch got scores and impacts differing by that much, and a counterfactual
+#: at the end of a batch could show a spurious impact of that size for a feature that
+#: changes nothing. With no row in the scalar tail, a row's probability depends on the row
+#: alone. 4 is the float packet of the wheels we install (SSE on x86-64, as measured here;
+#: NEON on arm64); a build of ONNX Runtime with AVX (8) or AVX-512 (16) compiled into Eigen
+#: would need more, and tests/model/test_reasons.py would fail on it. Each padding row
+#: costs a tree evaluation (~1 µs), which is why this is not simply 16.
+ROW_BLOCK = 4
+
+
+#: Counterfactual pruning needs one more ONNX run (the trees' leaves). For a single row on
+#: the demo model that costs more than it saves (12 rows run instead of 29, against one more
+#: call and a few numpy steps: 60 against 50 µs measured), so single scores run every
+#: counterfactual; from two rows up pruning wins (bench/reasons.py). Results are identical.
+PRUNE_MIN_ROWS = 2
+
+
+def padded(x: np.ndarray) -> np.ndarray:
+    """``x`` padded with copies of its first row to a multiple of ``ROW_BLOCK`` rows."""
+    total = -(-len(x) // ROW_BLOCK) * ROW_BLOCK
+    if total == len(x):
+        return x
+    out = np.empty((total, x.shape[1]), dtype=x.dtype)
+    out[:len(x)] = x
+    out[len(x):] = x[0]  # any valid row: its result is dropped
+    return out
+
+
+def _minus_impact(pair: tuple[int, float]) -> float:
+    return -pair[1]
 
 
 class ModelLoadError(RuntimeError):
@@ -78,6 +124,29 @@ def execution_providers(available: list[str] | None = None) -> list[str]:
     return [p for p in PROVIDER_PREFERENCE if p in available] or ["CPUExecutionProvider"]
 
 
+@functools.cache
+def preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries that NVIDIA's wheels put in site-packages (once).
+
+    The GPU image (app/Dockerfile, ``runtime-gpu``) installs them as Python packages
+    (``onnxruntime-gpu[cuda,cudnn]``), outside the dynamic loader's search path, and the
+    CUDA provider's library only looks next to itself: ``onnxruntime.preload_dlls`` loads
+    them from site-packages first. It reports problems with ``print``; they go to the log.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:  # a build without it (the CPU package has it too, and never gets here)
+        return
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            preload()
+    except Exception as exc:  # onnxruntime raises RuntimeError for a missing directory
+        log.warning("CUDA libraries not preloaded (%s)", str(exc)[:200])
+        return
+    if printed.getvalue().strip():
+        log.warning("CUDA library preload: %s", " ".join(printed.getvalue().split())[:300])
+
+
 def create_session(path: str, opts: ort.SessionOptions) -> ort.InferenceSession:
     """An inference session on the GPU when one is usable, else on the CPU.
 
@@ -86,6 +155,7 @@ def create_session(path: str, opts: ort.SessionOptions) -> ort.InferenceSession:
     """
     providers = execution_providers()
     if providers[0] != "CPUExecutionProvider":
+        preload_cuda_libraries()
         try:
             return ort.InferenceSession(path, sess_options=opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -109,6 +179,7 @@ class ScoringModel:
         self.metadata: dict[str, Any] = {}
         self._input = ""
         self.provider = "none"
+        self.pruner: Pruner | None = None
 
     @property
     def n_features(self) -> int:
@@ -153,7 +224,9 @@ class ScoringModel:
             raise ModelLoadError(f"model.onnx input shape {shape} does not match {len(features)} features in model.json")
         if "probabilities" not in {o.name for o in session.get_outputs()}:
             raise ModelLoadError("model.onnx has no 'probabilities' output")
-        self.reference = _reference_values(meta, features)
+        reference = _reference_values(meta, features)
+        self.pruner = pruner(onnx_path, inputs[0].name, reference, opts)
+        self.reference = reference
         self.session, self.features, self.metadata = session, features, meta
         self._input = inputs[0].name
         self.version, self.sha256 = str(meta["version"]), actual
@@ -168,43 +241,98 @@ class ScoringModel:
         assert self.session is not None, "model not loaded"
         return self.session.run(["probabilities"], {self._input: x})[0]
 
-    def score_with_reasons(self, x: np.ndarray, top_k: int) -> tuple[np.ndarray, list[list[tuple[int, float]]]]:
+    def score_with_reasons(self, x: np.ndarray, top_k: int, prune: bool = True
+                           ) -> tuple[np.ndarray, list[list[tuple[int, float]]]]:
         """Fraud probability per row and its top ``top_k`` risk-raising features as (index, impact).
 
         One ONNX run scores each row and its counterfactuals (feature j set to its
         reference value); impact_j = score - counterfactual score. Features already
-        at their reference value have impact 0 and get no counterfactual row.
+        at their reference value have impact 0 and get no counterfactual row; for a
+        tree ensemble neither do features whose counterfactual reaches the row's own
+        leaf in every tree (same score, impact exactly 0), from ``PRUNE_MIN_ROWS`` rows
+        up. ``prune=False`` runs every counterfactual (the reference the pruned results
+        are tested against).
         """
         n, f = x.shape
+        if n == 0:
+            return np.zeros(0), []
         if top_k == 0:
-            return self.probabilities(x)[:, 1].astype(np.float64), [[] for _ in range(n)]
-        ii, jj = np.nonzero(x != self.reference)
-        cf = x[ii]
-        cf[np.arange(len(ii)), jj] = self.reference[jj]
-        p = self.probabilities(np.concatenate([x, cf]) if len(ii) else x)[:, 1].astype(np.float64)
+            return self.probabilities(padded(x))[:n, 1].astype(np.float64), [[] for _ in range(n)]
+        changes = x != self.reference
+        if prune and self.pruner is not None and n >= PRUNE_MIN_ROWS:
+            changes &= self.pruner.may_change(x)
+        ii, jj = np.nonzero(changes)
+        m = len(ii)
+        # Rows, then counterfactuals, then padding, built in one buffer.
+        rows = np.empty((-(-(n + m) // ROW_BLOCK) * ROW_BLOCK, f), dtype=x.dtype)
+        rows[:n] = x
+        np.take(x, ii, axis=0, out=rows[n:n + m], mode="clip")  # "clip": no index check, no temporary copy
+        rows[n + np.arange(m), jj] = self.reference[jj]
+        rows[n + m:] = x[0]
+        p = self.probabilities(rows)[:n + m, 1].astype(np.float64)
         scores = p[:n]
         impact = np.zeros((n, f))
         impact[ii, jj] = scores[ii] - p[n:]
         k = min(top_k, f)
         top = np.argpartition(-impact, k - 1, axis=1)[:, :k] if k < f else np.tile(np.arange(f), (n, 1))
+        values = impact[np.arange(n)[:, None], top]
         reasons: list[list[tuple[int, float]]] = []
-        for i in range(n):
-            row = impact[i]
-            chosen = sorted(top[i].tolist(), key=lambda j: -row[j])
-            reasons.append([(j, float(row[j])) for j in chosen if row[j] > 0])
+        for js, vs in zip(top.tolist(), values.tolist()):
+            # Highest impact first; the sort is stable, so equal impacts keep argpartition's order.
+            pairs = sorted(zip(js, vs), key=_minus_impact)
+            reasons.append([pair for pair in pairs if pair[1] > 0])
         return scores, reasons
 
 
+class InferenceThread:
+    """One thread that runs model calls handed to it, results delivered on the event loop.
+
+    Lighter than ``run_in_executor`` on a ``ThreadPoolExecutor`` for the per-score path
+    (no concurrent ``Future``, no condition variable, no future chaining): a job is one
+    ``SimpleQueue.put``, its result one ``call_soon_threadsafe``. ONNX Runtime releases
+    the GIL while it runs, so the event loop keeps serving meanwhile.
+    """
+
+    def __init__(self, name: str = "onnx-scores") -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, loop: asyncio.AbstractEventLoop, fn: Any, args: tuple[Any, ...], done: Any) -> None:
+        """Run ``fn(*args)`` on the thread, then ``done(result, exception)`` on ``loop``."""
+        self._queue.put((loop, fn, args, done))
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            loop, fn, args, done = job
+            try:
+                result, error = fn(*args), None
+            except BaseException as exc:  # delivered to the waiting requests, not lost in the thread
+                result, error = None, exc
+            try:
+                loop.call_soon_threadsafe(done, result, error)
+            except RuntimeError:  # the loop closed while the job ran: nobody is waiting
+                pass
+
+    def stop(self) -> None:
+        """Finish queued jobs, then end the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+
 class InferenceBatcher:
-    """Coalesces concurrent single scores into one ONNX run in a worker thread.
+    """Coalesces concurrent single scores into one ONNX run on the inference thread.
 
     At most one batch is in flight; requests arriving meanwhile wait for the next
     one. Under load this turns many thread hand-offs into one, and never blocks the
-    event loop; with a single request it costs one hand-off, as a plain executor would.
+    event loop; with a single request it costs one hand-off.
     """
 
-    def __init__(self, model: ScoringModel, executor: Any, top_k: int, max_rows: int = 256) -> None:
-        self.model, self.executor, self.top_k, self.max_rows = model, executor, top_k, max_rows
+    def __init__(self, model: ScoringModel, runner: InferenceThread, top_k: int, max_rows: int = 256) -> None:
+        self.model, self.runner, self.top_k, self.max_rows = model, runner, top_k, max_rows
         self._pending: list[tuple[np.ndarray, Any]] = []
         self._running = False
 
@@ -220,13 +348,12 @@ class InferenceBatcher:
     def _launch(self) -> None:
         batch, self._pending = self._pending[:self.max_rows], self._pending[self.max_rows:]
         matrix = np.stack([row for row, _ in batch])
-        job = asyncio.get_running_loop().run_in_executor(self.executor, self.model.score_with_reasons, matrix, self.top_k)
-        job.add_done_callback(lambda done: self._finish(batch, done))
+        self.runner.submit(asyncio.get_running_loop(), self.model.score_with_reasons, (matrix, self.top_k),
+                           lambda result, exc: self._finish(batch, result, exc))
 
-    def _finish(self, batch: list[tuple[np.ndarray, Any]], done: Any) -> None:
-        exc = done.exception()
+    def _finish(self, batch: list[tuple[np.ndarray, Any]], result: Any, exc: BaseException | None) -> None:
         if exc is None:
-            scores, reasons = done.result()
+            scores, reasons = result
         for i, (_, fut) in enumerate(batch):
             if fut.done():  # the caller went away (client disconnect)
                 continue

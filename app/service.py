@@ -24,7 +24,7 @@ from app.errors import InvalidRequest, NotReady
 from app.explain import Explainer
 from app.keys import key_digests
 from app.risk import risk_score, risk_score_one
-from app.model import InferenceBatcher, ModelLoadError, ScoringModel
+from app.model import InferenceBatcher, InferenceThread, ModelLoadError, ScoringModel
 from app.schemas import Feedback, Transaction
 from app.security import KeyRing, NonceStore, RateLimiter, RedisGuard, SignatureVerifier, fingerprint
 from app.settings import Settings
@@ -88,8 +88,10 @@ class Service:
         # ONNX Runtime releases the GIL: inference in these threads leaves the event loop free.
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx")
         self._slow_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bedrock")
+        # Single scores: their own thread with a lighter hand-off (InferenceThread).
+        self._scorer = InferenceThread()
         self._names: list[str] = []
-        self._batcher = InferenceBatcher(self.model, self._pool, settings.reasons_top_k)
+        self._batcher = InferenceBatcher(self.model, self._scorer, settings.reasons_top_k)
         # Off-path consumers of every score (app.lifecycle: drift monitor, shadow scorer);
         # each offer() is a bounded, non-blocking append.
         self.observers: list[Any] = []
@@ -161,7 +163,7 @@ class Service:
         pair it started with, so it finishes on the old model with the old thresholds.
         """
         old = self.model
-        self.model, self._batcher = model, InferenceBatcher(model, self._pool, self.settings.reasons_top_k)
+        self.model, self._batcher = model, InferenceBatcher(model, self._scorer, self.settings.reasons_top_k)
         if model.session is not None:
             self._names, self.model_error = list(model.features), None
             if old.session is not None:
@@ -176,6 +178,7 @@ class Service:
             await self.redis.aclose()
             await self.velocity_client.aclose()
             await self.redis_bulk.aclose()
+        self._scorer.stop()
         self._pool.shutdown(wait=True)
         self._slow_pool.shutdown(wait=False, cancel_futures=True)
 

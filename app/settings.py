@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     bedrock_timeout_seconds: float = Field(2.0, gt=0, le=30, description="Connect and read timeout of a Bedrock call; on timeout the template narrative is returned.")
 
     # --- CloudWatch service metrics (app/cloudwatch.py) ---
-    cloudwatch_namespace: str | None = Field(None, pattern=r"^[A-Za-z0-9_./#:-]{1,255}$", description="CloudWatch namespace for ScoringLatency, Requests and Errors5xx (the platform's alarms read namespace fraudstack). Unset: nothing is published.")
+    cloudwatch_namespace: str | None = Field(None, pattern=r"^[A-Za-z0-9_./#:-]{1,255}$", description="CloudWatch namespace for ScoringLatency, Requests, Errors5xx and AuditBacklog (the platform's alarms read namespace fraudstack). Unset: nothing is published.")
     cloudwatch_service: str = Field("scoring-api", pattern=r"^[A-Za-z0-9_.-]{1,255}$", description="Value of the metrics' Service dimension (the Deployment's name); Environment is FRAUDSTACK_ENVIRONMENT.")
     cloudwatch_interval_seconds: float = Field(60.0, ge=1, le=3600, description="Seconds between two PutMetricData calls (one more at shutdown).")
 

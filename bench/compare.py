@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.deps import dependencies
 from bench.docs import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -379,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rates", default="250,500,1000,2000,3000", help="fixed offered rates (requests/s)")
     p.add_argument("--connections", type=int, default=32, help="wrk connections at saturation")
     p.add_argument("--paced-connections", type=int, default=16, help="wrk connections at fixed rates")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
-    p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test", help="'' for SQLite")
+    p.add_argument("--redis-url", default="private", help="Redis (default: a private redis-server on the client core)")
+    p.add_argument("--database-url", default="private", help="PostgreSQL (default: a private, durable cluster on the client core; '' for SQLite)")
     p.add_argument("--offline-repeats", type=int, default=3, help="runs of each offline command (0 skips them)")
     p.add_argument("--no-docs", action="store_true", help="do not touch docs/ (results JSON only)")
     args = p.parse_args(argv)
@@ -408,37 +409,39 @@ def main(argv: list[str] | None = None) -> int:
     results["versions"] = (f"fraudstack (uvicorn {md.version('uvicorn')}, FastAPI {md.version('fastapi')}, onnxruntime "
                            f"{md.version('onnxruntime')}); KServe {peer_version[0]} (uvicorn {peer_version[2]}, FastAPI "
                            f"{peer_version[3]}, onnxruntime {peer_version[1]})")
-    v2_env = {"BENCH_BODIES": str(bodies_path)}
-    data_dir = Path(tempfile.mkdtemp(prefix="fraudstack-compare-"))
-    answers: dict[str, Any] = {}
-    try:
-        port = free_port()
-        print("fraudstack ...", file=sys.stderr, flush=True)
-        fs = Server("fraudstack", [sys.executable, "-m", "app", "serve", "--port", str(port)],
-                    fraudstack_env(model_dir, data_dir, run, args.redis_url, args.database_url), port, "/health/ready")
+    with dependencies(args.redis_url, args.database_url, CLIENT_CORE) as (redis_url, database_url, deps):
+        results["dependencies"] = deps
+        v2_env = {"BENCH_BODIES": str(bodies_path)}
+        data_dir = Path(tempfile.mkdtemp(prefix="fraudstack-compare-"))
+        answers: dict[str, Any] = {}
         try:
-            answers["fraudstack"] = check_same_answer({"fraudstack": port}, first_body)["fraudstack"]
-            url = f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"
-            results["series"]["fraudstack /v2 infer"] = load_series(url, BENCH / "v2_infer.lua", args, v2_env, "fraudstack v2")
-            results["series"]["fraudstack /v1/score (velocity + audit)"] = load_series(
-                f"http://127.0.0.1:{port}/v1/score", BENCH / "score.lua", args, {"BENCH_RUN": run}, "fraudstack v1/score")
-            results["rss_mb"]["fraudstack"] = fs.rss_mb()
+            port = free_port()
+            print("fraudstack ...", file=sys.stderr, flush=True)
+            fs = Server("fraudstack", [sys.executable, "-m", "app", "serve", "--port", str(port)],
+                        fraudstack_env(model_dir, data_dir, run, redis_url, database_url), port, "/health/ready")
+            try:
+                answers["fraudstack"] = check_same_answer({"fraudstack": port}, first_body)["fraudstack"]
+                url = f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"
+                results["series"]["fraudstack /v2 infer"] = load_series(url, BENCH / "v2_infer.lua", args, v2_env, "fraudstack v2")
+                results["series"]["fraudstack /v1/score (velocity + audit)"] = load_series(
+                    f"http://127.0.0.1:{port}/v1/score", BENCH / "score.lua", args, {"BENCH_RUN": run}, "fraudstack v1/score")
+                results["rss_mb"]["fraudstack"] = fs.rss_mb()
+            finally:
+                fs.stop()
+            port = free_port()
+            print("kserve ...", file=sys.stderr, flush=True)
+            ks = Server("kserve", [str(peer_python), str(BENCH / "peers" / "kserve_onnx.py"), "--model-dir", str(model_dir),
+                                   "--name", MODEL_NAME, "--port", str(port)], {}, port, f"/v2/models/{MODEL_NAME}/ready")
+            try:
+                answers["kserve"] = check_same_answer({"kserve": port}, first_body)["kserve"]
+                url = f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"
+                results["series"]["kserve /v2 infer"] = load_series(url, BENCH / "v2_infer.lua", args, v2_env, "kserve v2")
+                results["rss_mb"]["kserve"] = ks.rss_mb()
+            finally:
+                ks.stop()
         finally:
-            fs.stop()
-        port = free_port()
-        print("kserve ...", file=sys.stderr, flush=True)
-        ks = Server("kserve", [str(peer_python), str(BENCH / "peers" / "kserve_onnx.py"), "--model-dir", str(model_dir),
-                               "--name", MODEL_NAME, "--port", str(port)], {}, port, f"/v2/models/{MODEL_NAME}/ready")
-        try:
-            answers["kserve"] = check_same_answer({"kserve": port}, first_body)["kserve"]
-            url = f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"
-            results["series"]["kserve /v2 infer"] = load_series(url, BENCH / "v2_infer.lua", args, v2_env, "kserve v2")
-            results["rss_mb"]["kserve"] = ks.rss_mb()
-        finally:
-            ks.stop()
-    finally:
-        cleanup_shared(run, args.redis_url, args.database_url)
-        shutil.rmtree(data_dir, ignore_errors=True)
+            cleanup_shared(run, redis_url, database_url)
+            shutil.rmtree(data_dir, ignore_errors=True)
     if not np.allclose(answers["fraudstack"], answers["kserve"], atol=1e-6):
         raise RuntimeError(f"the servers disagree on the same request: {answers}")
     results["same_answer"] = answers

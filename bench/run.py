@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.deps import dependencies
+
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "score.lua"
 KEY = "bench-key-not-a-secret"
@@ -151,6 +153,71 @@ def _machine() -> dict[str, Any]:
             "loadavg_at_start": os.getloadavg()}
 
 
+def _measure(args: argparse.Namespace, run: str, model_dir: Path, data_dir: Path, prefix: str, schema: str,
+             redis_url: str, database_url: str, deps: str) -> dict[str, Any]:
+    """Start the worker, run every load, stop it; the results."""
+    env = {**os.environ, "FRAUDSTACK_MODEL_DIR": str(model_dir), "FRAUDSTACK_REDIS_URL": redis_url,
+           "FRAUDSTACK_REDIS_KEY_PREFIX": prefix, "FRAUDSTACK_API_KEYS": KEY, "FRAUDSTACK_DATA_DIR": str(data_dir),
+           # The per-key limit would cap saturation; it is exercised by the tests, not measured here.
+           "FRAUDSTACK_RATE_LIMIT_PER_SECOND": "0", "FRAUDSTACK_LOG_LEVEL": "WARNING"}
+    if database_url:
+        env["FRAUDSTACK_DATABASE_URL"] = database_url
+        env["FRAUDSTACK_DATABASE_SCHEMA"] = schema
+    port = _free_port()
+    machine = _machine()
+    server = subprocess.Popen(["taskset", "-c", args.server_core, sys.executable, "-m", "app", "serve", "--port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(data_dir / "server.log").open("wb"))
+    results: dict[str, Any] = {"machine": machine, "run": run, "model_dir": str(model_dir),
+                               "dependencies": deps,
+                               "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    try:
+        _wait_ready(port)
+        results["warmup"] = _wrk(port, 3, args.connections, 0, run + "w", args.client_core)
+        # One connection, one request at a time: comparable with the sequential-client
+        # figures of other model servers in /work/shared/reference/anchors.md.
+        results["sequential"] = _wrk(port, args.duration, 1, 0, run + "q", args.client_core)
+        results["saturation"] = _wrk(port, args.duration, args.connections, 0, run + "s", args.client_core)
+        # The Open Inference Protocol on the same model: one raw row (the reference values),
+        # no velocity, no audit; the request issue 9 sends to peer model servers too.
+        oip = _oip_body(model_dir)
+        results["oip_sequential"] = _wrk(port, args.duration, 1, 0, run, args.client_core, oip)
+        results["oip_saturation"] = _wrk(port, args.duration, args.connections, 0, run, args.client_core, oip)
+        results["fixed_rate"] = [
+            {"offered_rps": r, **_wrk(port, args.duration, args.paced_connections, r, f"{run}r{r}", args.client_core)}
+            for r in (int(x) for x in args.rates.split(",") if x)]
+        results["batch"] = _batch(port, 1000, 20, run)
+        results["batch_without_reasons"] = _batch(port, 1000, 20, run, reasons=False)
+        results["counters"] = _counters(port)
+        results["redis_script_usec_per_call"] = _script_cost(redis_url)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if database_url:
+            results["audit"] = _audit_check(results, database_url, schema)
+        _cleanup(redis_url, database_url, prefix, schema)
+    return results
+
+
+def _audit_check(results: dict[str, Any], database_url: str, schema: str) -> dict[str, int]:
+    """Audit rows after the worker's graceful stop against the scores answered 2xx.
+
+    wrk counts the responses it read; requests still in flight when a run ended were
+    scored (and audited) without being counted, so rows may exceed answers by at most
+    the connections of each run, and must never fall short of them.
+    """
+    import psycopg
+
+    runs = [results.get("warmup"), results.get("sequential"), results.get("saturation"), *results.get("fixed_rate", [])]
+    answered = sum(r["requests"] - r["non2xx"] for r in runs if r)
+    answered += sum(b["size"] * b["repeats"] for b in (results.get("batch"), results.get("batch_without_reasons")) if b)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(f'SELECT count(*) FROM "{schema}".decisions').fetchone()[0]
+    return {"rows": int(rows), "answered_2xx": int(answered)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -160,11 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paced-connections", type=int, default=64,
                    help="wrk connections for fixed-rate runs (many, so the pause after each response dominates its latency)")
     p.add_argument("--model-dir", type=Path, help="model directory (default: the demo model, built once)")
-    p.add_argument("--redis-url", default="",
-                   help="Redis for velocity features (default: a private redis-server on a free port, pinned to the "
-                        "client core, so other users of the shared Redis do not skew the figures)")
-    p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
-                   help="PostgreSQL for the audit trail ('' for SQLite)")
+    p.add_argument("--redis-url", default="private",
+                   help="Redis for velocity features (default: a private redis-server pinned to the client core)")
+    p.add_argument("--database-url", default="private",
+                   help="PostgreSQL for the audit trail (default: a private, durable cluster pinned to the client core; "
+                        "'' for SQLite)")
     p.add_argument("--server-core", default="0")
     p.add_argument("--client-core", default="1")
     args = p.parse_args(argv)
@@ -182,58 +249,9 @@ def main(argv: list[str] | None = None) -> int:
 
             model_dir = Path(build_demo_model(model_dir))
     prefix, schema = f"bench:{run}:", f"bench_{run}"
-    redis_proc = None
-    if not args.redis_url:
-        rport = _free_port()
-        redis_proc = subprocess.Popen(["taskset", "-c", args.client_core, "redis-server", "--port", str(rport), "--bind",
-                                       "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data_dir)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        args.redis_url = f"redis://127.0.0.1:{rport}/0"
-        time.sleep(0.5)
-    env = {**os.environ, "FRAUDSTACK_MODEL_DIR": str(model_dir), "FRAUDSTACK_REDIS_URL": args.redis_url,
-           "FRAUDSTACK_REDIS_KEY_PREFIX": prefix, "FRAUDSTACK_API_KEYS": KEY, "FRAUDSTACK_DATA_DIR": str(data_dir),
-           # The per-key limit would cap saturation; it is exercised by the tests, not measured here.
-           "FRAUDSTACK_RATE_LIMIT_PER_SECOND": "0", "FRAUDSTACK_LOG_LEVEL": "WARNING"}
-    if args.database_url:
-        env["FRAUDSTACK_DATABASE_URL"] = args.database_url
-        env["FRAUDSTACK_DATABASE_SCHEMA"] = schema
-    port = _free_port()
-    machine = _machine()
-    server = subprocess.Popen(["taskset", "-c", args.server_core, sys.executable, "-m", "app", "serve", "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(data_dir / "server.log").open("wb"))
-    results: dict[str, Any] = {"machine": machine, "run": run, "model_dir": str(model_dir),
-                               "redis": "private redis-server on the client core" if redis_proc else args.redis_url,
-                               "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    try:
-        _wait_ready(port)
-        _wrk(port, 3, args.connections, 0, run + "w", args.client_core)  # warm-up
-        # One connection, one request at a time: comparable with the sequential-client
-        # figures of other model servers in /work/shared/reference/anchors.md.
-        results["sequential"] = _wrk(port, args.duration, 1, 0, run + "q", args.client_core)
-        results["saturation"] = _wrk(port, args.duration, args.connections, 0, run + "s", args.client_core)
-        # The Open Inference Protocol on the same model: one raw row (the reference values),
-        # no velocity, no audit; the request issue 9 sends to peer model servers too.
-        oip = _oip_body(model_dir)
-        results["oip_sequential"] = _wrk(port, args.duration, 1, 0, run, args.client_core, oip)
-        results["oip_saturation"] = _wrk(port, args.duration, args.connections, 0, run, args.client_core, oip)
-        results["fixed_rate"] = [
-            {"offered_rps": r, **_wrk(port, args.duration, args.paced_connections, r, f"{run}r{r}", args.client_core)}
-            for r in (int(x) for x in args.rates.split(",") if x)]
-        results["batch"] = _batch(port, 1000, 20, run)
-        results["batch_without_reasons"] = _batch(port, 1000, 20, run, reasons=False)
-        results["counters"] = _counters(port)
-        results["redis_script_usec_per_call"] = _script_cost(args.redis_url)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        _cleanup(args, prefix, schema)
-        if redis_proc is not None:
-            redis_proc.terminate()
-            redis_proc.wait(timeout=10)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with dependencies(args.redis_url, args.database_url, args.client_core) as (redis_url, database_url, deps):
+        results = _measure(args, run, model_dir, data_dir, prefix, schema, redis_url, database_url, deps)
+    shutil.rmtree(data_dir, ignore_errors=True)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
     path = out_dir / f"{results['time'].replace(':', '')}.json"
@@ -243,10 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cleanup(args: argparse.Namespace, prefix: str, schema: str) -> None:
+def _cleanup(redis_url: str, database_url: str, prefix: str, schema: str) -> None:
     import redis
 
-    client = redis.Redis.from_url(args.redis_url)
+    client = redis.Redis.from_url(redis_url)
     batch: list[bytes] = []
     for key in client.scan_iter(match=prefix + "*", count=5000):
         batch.append(key)
@@ -256,10 +274,10 @@ def _cleanup(args: argparse.Namespace, prefix: str, schema: str) -> None:
     if batch:
         client.delete(*batch)
     client.close()
-    if args.database_url:
+    if database_url:
         import psycopg
 
-        with psycopg.connect(args.database_url, autocommit=True) as conn:
+        with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
@@ -284,6 +302,11 @@ def _markdown(r: dict[str, Any]) -> str:
                      f"round trip {b['round_trip_ms_median']:.1f} ms (min {b['round_trip_ms_min']:.1f}); in the service "
                      f"after parsing {b['server_total_ms_median']:.1f} ms (velocity+features {b['server_features_ms_median']:.1f} ms, "
                      f"model{'+reasons' if b['reasons'] else ''} {b['server_model_ms_median']:.1f} ms)")
+    if "audit" in r:
+        a = r["audit"]
+        lines += ["", f"Audit trail after the worker's graceful stop: {a['rows']:,} rows for {a['answered_2xx']:,} scores "
+                      "answered 2xx (rows may exceed answers by the requests in flight when each wrk run ended; never fall short)"]
+    lines += ["", f"Dependencies: {r['dependencies']}"]
     return "\n".join(lines)
 
 

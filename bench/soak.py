@@ -30,7 +30,9 @@ from typing import Any
 
 import httpx
 
-from bench.compare import BENCH, ROOT, Server, cleanup_shared, ensure_model, fraudstack_env, free_port, machine, run_wrk
+from bench.compare import (BENCH, CLIENT_CORE, ROOT, Server, cleanup_shared, ensure_model, fraudstack_env, free_port, machine,
+                           run_wrk)
+from bench.deps import dependencies
 from bench.docs import replace_section
 
 PLOT = ROOT / "docs" / "soak.png"
@@ -130,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fraction", type=float, default=0.5)
     p.add_argument("--segment", type=int, default=30, help="seconds per wrk run")
     p.add_argument("--connections", type=int, default=16)
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
-    p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    p.add_argument("--redis-url", default="private", help="Redis (default: a private redis-server on the client core)")
+    p.add_argument("--database-url", default="private", help="PostgreSQL (default: a private, durable cluster on the client core; '' for SQLite)")
     p.add_argument("--section", default="soak", help="docs/BENCHMARKS.md section to write (bench/docs.py markers)")
     p.add_argument("--heading", default="Soak: /v1/score at half capacity, Redis and PostgreSQL on")
     p.add_argument("--no-docs", action="store_true")
@@ -149,38 +151,40 @@ def main(argv: list[str] | None = None) -> int:
                          "rate": rate, "rate_source": source,
                          "args": {"minutes": args.minutes, "segment": args.segment, "connections": args.connections},
                          "segments": []}
-    port = free_port()
-    env = fraudstack_env(model_dir, data_dir, run, args.redis_url, args.database_url)
-    server = Server("fraudstack", [sys.executable, "-m", "app", "serve", "--port", str(port)], env, port, "/health/ready")
-    url = f"http://127.0.0.1:{port}/v1/score"
-    started = time.monotonic()
-    try:
-        r["warmup"] = run_wrk(url, BENCH / "score.lua", 3, args.connections, rate, {"BENCH_RUN": run + "w"})
-        i = 0
-        while time.monotonic() - started < args.minutes * 60 - 1:
-            seconds = max(1, min(args.segment, int(args.minutes * 60 - (time.monotonic() - started))))
-            x = run_wrk(url, BENCH / "score.lua", seconds, args.connections, rate, {"BENCH_RUN": f"{run}-{i}"})
-            x.update(end_s=time.monotonic() - started, rss_mb=server.rss_mb(), audit_backlog=backlog(port))
-            r["segments"].append(x)
-            print(f"  {x['end_s'] / 60:5.1f} min: {x['throughput_rps']:.0f} req/s, p99 {x['p99_us'] / 1000:.2f} ms, "
-                  f"RSS {x['rss_mb']:.1f} MiB", file=sys.stderr, flush=True)
-            i += 1
-        r["elapsed_s"] = time.monotonic() - started
-        server.stop()
-        r["exit_code"] = server.proc.returncode
-        runs = [r["warmup"], *r["segments"]]
-        r["served"] = sum(s["requests"] - s["non2xx"] for s in runs)
-        r["non2xx"] = sum(s["non2xx"] for s in runs)
-        r["socket_errors"] = sum(s["socket_errors"] for s in runs)
-        # wrk does not count the requests still in flight when each of its runs ends
-        # (at most one per connection), but the server answered and audited them.
-        r["uncounted_max"] = args.connections * len(runs)
-        r["audit_rows"] = audit_rows(args.database_url, f"bench_{run}")
-    finally:
-        if server.proc.poll() is None:
+    with dependencies(args.redis_url, args.database_url, CLIENT_CORE) as (redis_url, database_url, deps):
+        r["dependencies"] = deps
+        port = free_port()
+        env = fraudstack_env(model_dir, data_dir, run, redis_url, database_url)
+        server = Server("fraudstack", [sys.executable, "-m", "app", "serve", "--port", str(port)], env, port, "/health/ready")
+        url = f"http://127.0.0.1:{port}/v1/score"
+        started = time.monotonic()
+        try:
+            r["warmup"] = run_wrk(url, BENCH / "score.lua", 3, args.connections, rate, {"BENCH_RUN": run + "w"})
+            i = 0
+            while time.monotonic() - started < args.minutes * 60 - 1:
+                seconds = max(1, min(args.segment, int(args.minutes * 60 - (time.monotonic() - started))))
+                x = run_wrk(url, BENCH / "score.lua", seconds, args.connections, rate, {"BENCH_RUN": f"{run}-{i}"})
+                x.update(end_s=time.monotonic() - started, rss_mb=server.rss_mb(), audit_backlog=backlog(port))
+                r["segments"].append(x)
+                print(f"  {x['end_s'] / 60:5.1f} min: {x['throughput_rps']:.0f} req/s, p99 {x['p99_us'] / 1000:.2f} ms, "
+                      f"RSS {x['rss_mb']:.1f} MiB", file=sys.stderr, flush=True)
+                i += 1
+            r["elapsed_s"] = time.monotonic() - started
             server.stop()
-        cleanup_shared(run, args.redis_url, args.database_url)
-        shutil.rmtree(data_dir, ignore_errors=True)
+            r["exit_code"] = server.proc.returncode
+            runs = [r["warmup"], *r["segments"]]
+            r["served"] = sum(s["requests"] - s["non2xx"] for s in runs)
+            r["non2xx"] = sum(s["non2xx"] for s in runs)
+            r["socket_errors"] = sum(s["socket_errors"] for s in runs)
+            # wrk does not count the requests still in flight when each of its runs ends
+            # (at most one per connection), but the server answered and audited them.
+            r["uncounted_max"] = args.connections * len(runs)
+            r["audit_rows"] = audit_rows(database_url, f"bench_{run}")
+        finally:
+            if server.proc.poll() is None:
+                server.stop()
+            cleanup_shared(run, redis_url, database_url)
+            shutil.rmtree(data_dir, ignore_errors=True)
     r["loadavg_at_end"] = list(os.getloadavg())
     raw = BENCH / "results" / f"soak-{r['time'].replace(':', '').replace('+0000', 'Z')}.json"
     r["raw"] = str(raw.relative_to(ROOT))

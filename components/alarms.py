@@ -4,6 +4,7 @@ tier, the nodes and the scoring service, and a dashboard of the same metrics."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,12 @@ SERVICE_METRIC_NAMESPACE = "fraudstack"
 LATENCY_METRIC = "ScoringLatency"  # milliseconds, one value per scored request
 REQUESTS_METRIC = "Requests"  # count of HTTP requests answered
 ERRORS_5XX_METRIC = "Errors5xx"  # count of HTTP responses with a 5xx status
+AUDIT_BACKLOG_METRIC = "AuditBacklog"  # one worker's audit records not yet in the database, sampled
+#: How long the audit backlog must stay high before its alarm fires, whatever the stack's
+#: period: longer than a Multi-AZ failover (1-2 minutes, which the spool absorbs), well
+#: short of the time a production pod's spool takes to fill at full load (about 6.5
+#: minutes, docs/deploy-service.md), past which the kubelet evicts the pod, spool and all.
+AUDIT_BACKLOG_WINDOW_SECONDS = 180
 
 # Model drift and quality, published by the service (app.monitoring) as embedded metric format.
 SCORE_PSI_METRIC = "ScorePSI"  # PSI of the score against model.json's training reference
@@ -48,6 +55,7 @@ class Thresholds:
     pod_restarts: int = 3
     service_p99_latency_ms: float = 50
     service_error_rate_percent: float = 1
+    service_audit_backlog: int = 10000
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,8 @@ class _Spec:
     extended_statistic: str | None = None
     treat_missing_data: str = "missing"
     queries: Sequence[dict] | None = None
+    window_seconds: int | None = None
+    """Evaluate over this long (rounded up to whole periods) instead of ``evaluation_periods``."""
 
 
 def member_cluster_ids(replication_group_id: str, node_count: int) -> list[str]:
@@ -229,6 +239,13 @@ def alarm_specs(args: AlarmsArgs) -> list[_Spec]:
                   {"id": "rate", "expression": "IF(requests > 0, 100 * errors / requests, 0)",
                    "label": "5xx rate (%)", "return_data": True},
               ]),
+        # Each worker samples its backlog (memory queue + spool) once a minute; the largest
+        # sample of every period above the threshold means PostgreSQL has not kept up for
+        # the whole window and a pod deleted now would lose its spool. No data (no pods
+        # publishing) is not a backlog.
+        _Spec("service-audit-backlog", f"Audit records waiting for the database above {t.service_audit_backlog} in a worker",
+              "GreaterThanThreshold", t.service_audit_backlog, SERVICE_METRIC_NAMESPACE, AUDIT_BACKLOG_METRIC, service,
+              statistic="Maximum", treat_missing_data="notBreaching", window_seconds=AUDIT_BACKLOG_WINDOW_SECONDS),
     ]
     if args.model is not None:
         specs += model_specs(args.model, service)
@@ -297,6 +314,8 @@ class Alarms(pulumi.ComponentResource):
             single = spec.queries is None
             hourly = spec.key in model_keys
             periods = args.model.evaluation_hours if hourly and args.model is not None else args.evaluation_periods
+            if spec.window_seconds is not None:
+                periods = max(1, math.ceil(spec.window_seconds / args.period_seconds))
             self.alarms[spec.key] = aws.cloudwatch.MetricAlarm(
                 f"{name}-{spec.key}",
                 name=f"{args.name_prefix}-{spec.key}",

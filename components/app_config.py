@@ -94,6 +94,7 @@ class AppConfig(_Model):
     workers: int = Field(1, ge=1, le=16, description="Uvicorn worker processes per pod (one per CPU is typical).")
     log_level: str = Field("INFO", description="The service's log level (FRAUDSTACK_LOG_LEVEL).")
     gpu: bool = Field(False, description="Schedule the service on the GPU node group (one GPU per pod; ONNX Runtime's CUDA provider when the image has it).")
+    gpu_image: str | None = Field(None, description="With `gpu`: the GPU image (`app/Dockerfile` target `runtime-gpu`, onnxruntime-gpu) in the stack's ECR repository, a tag or a digest like `image`, built from the same commit. The Deployment runs it; the migration Job keeps `image` on a CPU node. Required with `gpu: true`.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Container requests and limits.")
     min_replicas: int = Field(3, ge=2, le=100, description="HPA lower bound (at least 2: one pod must survive a node drain).")
     max_replicas: int = Field(12, ge=2, le=500, description="HPA upper bound.")
@@ -131,7 +132,7 @@ class AppConfig(_Model):
             raise ValueError("lists a namespace twice")
         return value
 
-    @field_validator("image")
+    @field_validator("image", "gpu_image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
         if value is None:
@@ -184,6 +185,11 @@ class AppConfig(_Model):
         return value
 
     @property
+    def deployment_image(self) -> str | None:
+        """The image the scoring Deployment runs: the GPU build when ``gpu`` is on."""
+        return self.gpu_image if self.gpu else self.image
+
+    @property
     def image_is_digest(self) -> bool:
         """True when the image is pinned by digest rather than by (immutable) tag."""
         return bool(self.image and self.image.startswith("sha256:"))
@@ -195,6 +201,13 @@ def app_problems(
     """``(key, why)`` for each rule spanning ``app`` and the other sections."""
     if app.image is None:
         yield "app.image", "is required: the tag or digest of the scoring image in the stack's ECR repository"
+    if app.gpu and app.gpu_image is None:
+        yield "app.gpuImage", (
+            "is required with app.gpu: the tag or digest of the GPU image (docker build --target runtime-gpu) "
+            "in the stack's ECR repository"
+        )
+    if app.gpu_image is not None and app.gpu_image == app.image:
+        yield "app.gpuImage", f"{app.gpu_image!r} is app.image, the CPU build; the GPU Deployment needs the runtime-gpu build"
     if app.certificate_arn is None:
         yield "app.certificateArn", "is required: the ALB serves HTTPS only"
     if app.max_replicas < app.min_replicas:
@@ -203,6 +216,11 @@ def app_problems(
         yield "app.namespace", f"{app.namespace!r} differs from alarms.service.namespace ({alarm_namespace!r}); the alarms would watch nothing"
     if app.name != alarm_deployment:
         yield "app.name", f"{app.name!r} differs from alarms.service.deployment ({alarm_deployment!r}); the alarms would watch nothing"
+    if app.resources.mebibytes("ephemeral_storage") < 768:
+        yield "app.resources.ephemeralStorage", (
+            f"{app.resources.ephemeral_storage} leaves no room for the audit spool: at least 768Mi "
+            "(256Mi /tmp, 256Mi logs, the rest the spool)"
+        )
     if app.monitoring_namespace == app.namespace:
         yield "app.monitoringNamespace", f"{app.monitoring_namespace!r} is the service's namespace; Prometheus gets its own (the service's default-deny policies would block its API access)"
     if app.gpu and app.max_replicas > gpu_max_nodes:

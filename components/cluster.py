@@ -347,6 +347,12 @@ class Cluster(pulumi.ComponentResource):
         )
         self.cluster_name = self.cluster.name
         self.endpoint = self.cluster.endpoint
+        # EKS picks the Service range when none is given (172.20.0.0/16 or 10.100.0.0/16,
+        # whichever the VPC does not overlap); NetworkPolicies towards the API server's
+        # ClusterIP need it (components/metrics_adapter.py).
+        self.service_ipv4_cidr = self.cluster.kubernetes_network_config.apply(
+            lambda c: c.service_ipv4_cidr if c is not None else None
+        )
 
         # --- Admin access through access entries (no aws-auth ConfigMap, no implicit creator).
         self.admin_associations = []
@@ -579,6 +585,7 @@ class Cluster(pulumi.ComponentResource):
                 "node_security_group_id": self.node_security_group.id,
                 "oidc_provider_arn": self.oidc_provider_arn,
                 "oidc_issuer_url": self.oidc_issuer_url,
+                "service_ipv4_cidr": self.service_ipv4_cidr,
             }
         )
 

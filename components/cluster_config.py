@@ -268,6 +268,7 @@ class ServiceThresholds(_Section):
 
     p99_latency_ms: float = Field(50, gt=0, description="Alarm when p99 scoring latency is above this (the card authorisation budget).")
     error_rate_percent: float = Field(1, gt=0, le=100, description="Alarm when 5xx responses exceed this share of requests.")
+    audit_backlog: int = Field(10000, ge=1, description="Alarm when a worker's audit records not yet in PostgreSQL (memory queue + spool, metric AuditBacklog) stay above this for 3 minutes.")
     namespace: str = Field("fraudstack", description="Kubernetes namespace of the scoring service.")
     deployment: str = Field("scoring-api", description="Deployment name of the scoring service (Container Insights PodName).")
 

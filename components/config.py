@@ -342,6 +342,7 @@ class SecretsConfig(ConfigModel):
     api_key_clients: tuple[str, ...] = Field(default_factory=lambda: ("payment-gateway",), min_length=1, description="Clients of /score that each get a generated API key.")
     api_key_length: int = Field(48, ge=32, le=128, description="Length of each generated API key.")
     hmac_key_length: int = Field(64, ge=32, le=128, description="Length of the generated HMAC signing key.")
+    admin_key_length: int = Field(48, ge=32, le=128, description="Length of the generated admin key of the service's `/admin` routes (secret `admin-key`).")
     reader_role_arns: tuple[str, ...] = Field(default_factory=tuple, description="IAM roles allowed to read the secrets besides the scoring service's (e.g. a break-glass operator role).")
 
     @field_validator("reader_role_arns")

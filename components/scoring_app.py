@@ -13,7 +13,8 @@ cluster's kubeconfig. What it declares, in dependency order:
 * the migrations Job, then the Deployment (no ``replicas``: the HPA owns them), its
   ClusterIP Service, HorizontalPodAutoscaler and PodDisruptionBudget;
 * the AWS Load Balancer Controller (Helm release with its own IRSA role), the ALB's access
-  log bucket, a WAFv2 web ACL when the ALB is internet-facing, and the Ingress.
+  log bucket, a WAFv2 web ACL when the ALB is internet-facing, and the Ingress (which
+  answers the service's ``/admin`` routes with a 404 instead of forwarding them).
 
 What each object contains comes from the pure functions of
 :mod:`components.scoring_app_specs` (``security_context``, ``network_policies``,
@@ -34,22 +35,28 @@ import pulumi_kubernetes as k8s
 from components.cluster import CPU_LABELS, service_account_role
 from components.metrics_adapter import (
     ADAPTER_RELEASE,
+    POLICY_NAMES as MONITORING_POLICIES,
     PROMETHEUS_CHART_REPO,
     PROMETHEUS_RELEASE,
     MetricsAdapterSpec,
     adapter_values,
+    kubernetes_service_block,
     prometheus_values,
 )
+from components.metrics_adapter import limit_range as monitoring_limit_range
+from components.metrics_adapter import network_policies as monitoring_network_policies
+from components.metrics_adapter import quota as monitoring_quota
 from components.scoring_app_specs import (
     DATA_DIR,
     LB_CONTROLLER_CHART_REPO,
     LB_CONTROLLER_NAMESPACE,
     LB_CONTROLLER_SERVICE_ACCOUNT,
-    PSS_LEVEL,
     REQUEST_RATE_METRIC,
     SERVICE_PORT,
     CONTAINER_PORT,
+    PRE_STOP_SECONDS,
     TMP_DIR,
+    TMP_MIB,
     WAF_MANAGED_RULE_GROUPS,
     access_log_bucket_policy,
     alb_annotations,
@@ -59,8 +66,10 @@ from components.scoring_app_specs import (
     environment,
     gpu_scheduling,
     image_ref,
+    ingress_paths,
     labels,
     lb_controller_policy,
+    namespace_labels,
     network_policies,
     pod_security_context,
     probes,
@@ -69,6 +78,8 @@ from components.scoring_app_specs import (
     selector,
     service_role_policy,
     short_name,
+    spool_size_mib,
+    termination_grace_seconds,
     times,
     topology_spread,
 )
@@ -99,6 +110,8 @@ class ScoringAppArgs:
     """The cluster's kubeconfig (``aws eks get-token``); the component's Kubernetes provider is built from it."""
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
+    kubernetes_service_cidr: pulumi.Input[str]
+    """The cluster's Service range: its first address is the API server's ClusterIP."""
     # --- network
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
@@ -113,7 +126,8 @@ class ScoringAppArgs:
     # --- image
     repository_url: pulumi.Input[str]
     image: str
-    """An immutable tag or ``sha256:<digest>`` in ``repository_url``."""
+    """An immutable tag or ``sha256:<digest>`` in ``repository_url``: the CPU image (the
+    Deployment's unless ``gpu``; always the migration Job's)."""
     # --- data tier
     database_address: pulumi.Input[str]
     database_port: pulumi.Input[int]
@@ -138,10 +152,12 @@ class ScoringAppArgs:
     workers: int = 1
     log_level: str = "INFO"
     gpu: bool = False
+    gpu_image: str | None = None
+    """The GPU build (app/Dockerfile ``runtime-gpu``) in ``repository_url``; required with ``gpu``."""
     signed_requests: bool = True
+    """Give the service the HMAC key's secret: every request must then be signed."""
     metrics_scrapers: Sequence[str] = ()
     """Namespaces allowed to scrape ``/metrics`` on the service port."""
-    """Give the service the HMAC key's secret: every request must then be signed."""
     resources: Resources = Resources("1", "1Gi", "1Gi")
     min_replicas: int = 3
     max_replicas: int = 12
@@ -179,13 +195,16 @@ class ScoringApp(pulumi.ComponentResource):
     """The scoring service deployed on the cluster behind an ALB.
 
     Outputs: ``namespace``, ``service_account_role_arn``, ``lb_controller_role_arn``,
-    ``access_log_bucket``, ``waf_acl_arn`` (None when internal), ``image``.
+    ``access_log_bucket``, ``waf_acl_arn`` (None when internal), ``image`` (the
+    Deployment's), ``migration_image`` (the migration Job's: always the CPU build).
     """
 
     def __init__(self, name: str, args: ScoringAppArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraudstack:aws:ScoringApp", name, None, opts)
         if args.max_replicas < args.min_replicas or args.min_replicas < 2:
             raise ValueError("need 2 <= min_replicas <= max_replicas")
+        if args.gpu and not args.gpu_image:
+            raise ValueError("gpu needs gpu_image: the runtime-gpu build of the service")
         if not args.bedrock_model_ids:
             raise ValueError("at least one Bedrock model id is required")
         if len(f"{args.name_prefix}-alb") > 32:
@@ -217,6 +236,7 @@ class ScoringApp(pulumi.ComponentResource):
                 "access_log_bucket": self.access_logs.bucket,
                 "waf_acl_arn": self.waf_acl.arn if self.waf_acl is not None else None,
                 "image": self.image,
+                "migration_image": self.migration_image,
             }
         )
 
@@ -241,19 +261,18 @@ class ScoringApp(pulumi.ComponentResource):
             metadata={
                 "name": args.namespace,
                 "labels": {
-                    **{f"pod-security.kubernetes.io/{mode}": PSS_LEVEL for mode in ("enforce", "audit", "warn")},
-                    **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")},
+                    **namespace_labels(),
                     # The controller injects readiness gates: a pod takes traffic only once
                     # the ALB sees it healthy, so a rollout never outruns the load balancer.
                     "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
-                    "app.kubernetes.io/part-of": "fraudstack",
                 },
             },
             opts=kopts(),
         )
         per_pod = container_resources(args.resources, args.gpu)["limits"]
-        # Room for maxReplicas, a surge of 25 % and the migration Job.
-        pods = args.max_replicas + max(1, args.max_replicas // 4) + 1
+        # Room for maxReplicas, a surge of 25 % and the migration Job (which takes no GPU).
+        serving = args.max_replicas + max(1, args.max_replicas // 4)
+        pods = serving + 1
         hard = {
             "pods": str(pods),
             "requests.cpu": times(args.resources.cpu, pods),
@@ -266,7 +285,7 @@ class ScoringApp(pulumi.ComponentResource):
             "services.nodeports": "0",
         }
         if args.gpu:
-            hard["requests.nvidia.com/gpu"] = str(pods)
+            hard["requests.nvidia.com/gpu"] = str(serving)
         self.quota = k8s.core.v1.ResourceQuota(
             f"{name}-quota", metadata=meta("quota"), spec={"hard": hard}, opts=kopts(self.namespace)
         )
@@ -363,23 +382,55 @@ class ScoringApp(pulumi.ComponentResource):
         )
 
     def _metrics_adapter(self) -> None:
-        """Prometheus (server only) and prometheus-adapter: the HPA's request-rate metric."""
+        """Prometheus (server only) and prometheus-adapter: the HPA's request-rate metric.
+
+        Their namespace is ours, not Helm's, so it carries what the service's namespace
+        does (restricted PSS, quota, limits, default-deny NetworkPolicies with the exact
+        flows) and every guard exists before the charts' first pod.
+        """
         args, name, kopts = self._args, self._name, self._kopts
         spec = MetricsAdapterSpec(args.monitoring_namespace, args.namespace, args.name, CONTAINER_PORT,
-                                  REQUEST_RATE_METRIC, dict(CPU_LABELS))
-        # Helm creates the namespace: the policy pack cannot see the pods the charts render,
-        # so namespace guards declared here would be judged as selecting nothing (see
-        # docs/deploy-service.md); the charts' own pod specs are hardened by the values.
+                                  REQUEST_RATE_METRIC, dict(CPU_LABELS), selector(args), tuple(args.private_subnet_cidrs))
+        ns = args.monitoring_namespace
+
+        def meta(obj_name: str) -> dict[str, Any]:
+            return {"name": obj_name, "namespace": ns, "labels": {"app.kubernetes.io/part-of": "fraudstack"}}
+
+        self.monitoring_namespace = k8s.core.v1.Namespace(
+            f"{name}-monitoring-namespace",
+            metadata={"name": ns, "labels": namespace_labels()},
+            opts=kopts(),
+        )
+        self.monitoring_quota = k8s.core.v1.ResourceQuota(
+            f"{name}-monitoring-quota", metadata=meta("quota"), spec={"hard": monitoring_quota()},
+            opts=kopts(self.monitoring_namespace),
+        )
+        self.monitoring_limit_range = k8s.core.v1.LimitRange(
+            f"{name}-monitoring-limits", metadata=meta("limits"), spec=monitoring_limit_range(),
+            opts=kopts(self.monitoring_namespace),
+        )
+        # Only the ClusterIP waits for the cluster: the rest of every policy is known at preview.
+        service_ip = pulumi.Output.from_input(args.kubernetes_service_cidr).apply(kubernetes_service_block)
+        policies = monitoring_network_policies(spec, [service_ip, *spec.control_plane_cidrs])
+        self.monitoring_network_policies = {
+            policy: k8s.networking.v1.NetworkPolicy(
+                f"{name}-monitoring-netpol-{policy}", metadata=meta(policy), spec=policies[policy],
+                opts=kopts(self.monitoring_namespace),
+            )
+            for policy in MONITORING_POLICIES
+        }
+        guards = [self.monitoring_namespace, self.monitoring_quota, self.monitoring_limit_range,
+                  *self.monitoring_network_policies.values()]
         self.prometheus = k8s.helm.v3.Release(
             f"{name}-prometheus", name=PROMETHEUS_RELEASE, chart="prometheus", version=args.prometheus_version,
-            namespace=args.monitoring_namespace, repository_opts={"repo": PROMETHEUS_CHART_REPO},
-            values=prometheus_values(spec), create_namespace=True, opts=kopts(),
+            namespace=ns, repository_opts={"repo": PROMETHEUS_CHART_REPO},
+            values=prometheus_values(spec), create_namespace=False, opts=kopts(*guards),
         )
         self.prometheus_adapter = k8s.helm.v3.Release(
             f"{name}-prometheus-adapter", name=ADAPTER_RELEASE, chart="prometheus-adapter",
-            version=args.prometheus_adapter_version, namespace=args.monitoring_namespace,
-            repository_opts={"repo": PROMETHEUS_CHART_REPO}, values=adapter_values(spec),
-            opts=kopts(self.prometheus),
+            version=args.prometheus_adapter_version, namespace=ns,
+            repository_opts={"repo": PROMETHEUS_CHART_REPO}, values=adapter_values(spec), create_namespace=False,
+            opts=kopts(self.prometheus, *guards),
         )
 
     def _access_logs(self) -> None:
@@ -449,7 +500,12 @@ class ScoringApp(pulumi.ComponentResource):
     def _workload(self) -> None:
         """The migrations Job first, then the Deployment, its Service, HPA and PDB."""
         args, name, meta, kopts = self._args, self._name, self._meta, self._kopts
-        self.image = image = pulumi.Output.from_input(args.repository_url).apply(lambda url: image_ref(url, args.image))
+        # The Deployment runs the GPU build on GPU nodes when asked; the migration Job always
+        # runs the CPU build on a CPU node: it needs no GPU and must not hold one.
+        deployment_image = args.gpu_image if args.gpu and args.gpu_image else args.image
+        repository = pulumi.Output.from_input(args.repository_url)
+        self.image = repository.apply(lambda url: image_ref(url, deployment_image))
+        self.migration_image = repository.apply(lambda url: image_ref(url, args.image))
         env = pulumi.Output.all(
             pulumi.Output.all(args.database_address, args.database_port, args.database_name).apply(
                 lambda v: database_url(args.database_username, v[0], v[1], v[2])
@@ -459,15 +515,16 @@ class ScoringApp(pulumi.ComponentResource):
             args.database_secret_arn,
             args.model_store_uri,
         ).apply(lambda v: environment(args, v[0], v[1], v[2], v[3], model_store=v[4]))
+        # The audit spool lives on an emptyDir: it survives container restarts (the next
+        # start replays it) but not the pod; see docs/deploy-service.md for the limits.
         volumes = [
-            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-            {"name": "data", "emptyDir": {"sizeLimit": "512Mi"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_MIB}Mi"}},
+            {"name": "data", "emptyDir": {"sizeLimit": f"{spool_size_mib(args.resources)}Mi"}},
         ]
         mounts = [{"name": "tmp", "mountPath": TMP_DIR}, {"name": "data", "mountPath": DATA_DIR}]
-        resources = container_resources(args.resources, args.gpu)
-        scheduling = gpu_scheduling() if args.gpu else {"nodeSelector": dict(CPU_LABELS)}
+        cpu_scheduling = {"nodeSelector": dict(CPU_LABELS)}
 
-        def pod_spec(container: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        def pod_spec(container: dict[str, Any], scheduling: dict[str, Any], **extra: Any) -> dict[str, Any]:
             return {
                 "serviceAccountName": args.name,
                 "automountServiceAccountToken": False,
@@ -480,27 +537,28 @@ class ScoringApp(pulumi.ComponentResource):
             }
 
         base_container = {
-            "image": image,
             "imagePullPolicy": "Always",
             "env": env,
-            "resources": resources,
             "securityContext": security_context(),
             "volumeMounts": mounts,
         }
         job_labels = labels(args, "migrate")
-        # checkov wants digests; a tag is as fixed here, so the check is suppressed only then.
-        image_skips: dict[str, Any] = {} if args.image.startswith("sha256:") else {
-            "annotations": checkov_skips(
-                ("CKV_K8S_43", "pinned by an immutable tag: the ECR repository refuses to overwrite tags (imageTagMutability IMMUTABLE)")
-            )
-        }
+
+        def image_skips(tag_or_digest: str) -> dict[str, Any]:
+            # checkov wants digests; a tag is as fixed here, so the check is suppressed only then.
+            return {} if tag_or_digest.startswith("sha256:") else {
+                "annotations": checkov_skips(
+                    ("CKV_K8S_43", "pinned by an immutable tag: the ECR repository refuses to overwrite tags (imageTagMutability IMMUTABLE)")
+                )
+            }
+
         self.migrations = k8s.batch.v1.Job(
             f"{name}-migrate",
             metadata=meta(
                 # A new image is a new Job: Jobs are immutable, and each release migrates once.
                 f"{args.name}-migrate-{short_name(args.image)}",
                 job_labels,
-                **image_skips,
+                **image_skips(args.image),
             ),
             spec={
                 "backoffLimit": 3,
@@ -508,7 +566,14 @@ class ScoringApp(pulumi.ComponentResource):
                 "template": {
                     "metadata": {"labels": job_labels},
                     "spec": pod_spec(
-                        {**base_container, "name": "migrate", "command": ["python", "-m", "app.migrate"]},
+                        {
+                            **base_container,
+                            "image": self.migration_image,
+                            "resources": container_resources(args.resources, False),
+                            "name": "migrate",
+                            "command": ["python", "-m", "app.migrate"],
+                        },
+                        cpu_scheduling,
                         restartPolicy="Never",
                     ),
                 },
@@ -519,16 +584,18 @@ class ScoringApp(pulumi.ComponentResource):
 
         container = {
             **base_container,
+            "image": self.image,
+            "resources": container_resources(args.resources, args.gpu),
             "name": "scoring",
             "args": ["--workers", str(args.workers)],
             "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
             **probes(),
-            # Stop taking new requests before the ALB stops sending them.
-            "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
+            # Keep serving while the ALB deregisters the pod, before SIGTERM stops the listener.
+            "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         }
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=meta(args.name, **image_skips),
+            metadata=meta(args.name, **image_skips(deployment_image)),
             spec={
                 "revisionHistoryLimit": 5,
                 "progressDeadlineSeconds": 600,
@@ -538,9 +605,10 @@ class ScoringApp(pulumi.ComponentResource):
                     "metadata": {"labels": labels(args)},
                     "spec": pod_spec(
                         container,
-                        # The grace period includes the 10 s pre-stop pause; then the service needs up to
-                        # 30 s for in-flight requests and the audit flush (ARCHITECTURE: shutdown).
-                        terminationGracePeriodSeconds=60,
+                        gpu_scheduling() if args.gpu else cpu_scheduling,
+                        # Pre-stop pause, in-flight requests, the audit flush and a margin
+                        # (termination_grace_seconds); past it the kubelet kills the container.
+                        terminationGracePeriodSeconds=termination_grace_seconds(),
                         topologySpreadConstraints=topology_spread(args),
                     ),
                 },
@@ -605,17 +673,9 @@ class ScoringApp(pulumi.ComponentResource):
             pulumi.Output.from_input(subnet_ids),
             self.waf_acl.arn if self.waf_acl is not None else None,
         ).apply(lambda v: alb_annotations(args, v[0], v[1], v[2]))
-        rule: dict[str, Any] = {
-            "http": {
-                "paths": [
-                    {
-                        "path": "/",
-                        "pathType": "Prefix",
-                        "backend": {"service": {"name": args.name, "port": {"name": "http"}}},
-                    }
-                ]
-            }
-        }
+        # /admin ahead of "/" in every controller's order, so the 404 action answers the
+        # admin routes (scoring_app_specs.ingress_paths).
+        rule: dict[str, Any] = {"http": {"paths": ingress_paths(args)}}
         if args.hostname:
             rule["host"] = args.hostname
         spec: dict[str, Any] = {"ingressClassName": "alb", "rules": [rule]}

@@ -32,11 +32,38 @@ REQUEST_RATE_METRIC = "fraudstack_requests_per_second"
 #: Where the service keeps its audit spool (FRAUDSTACK_DATA_DIR) and temp files.
 DATA_DIR = "/var/lib/fraudstack"
 TMP_DIR = "/tmp"
+#: Size of the /tmp emptyDir, and what the container's ephemeral storage keeps for its
+#: logs and (read-only) writable layer; the rest of it is the audit spool's
+#: (:func:`spool_size_mib`).
+TMP_MIB = 256
+LOG_HEADROOM_MIB = 256
+
+# The pod's shutdown budget (docs/deploy-service.md, "The audit spool and shutdown"): a
+# deleted pod first pauses (the ALB stops sending), then SIGTERM lets uvicorn finish
+# in-flight requests, then the lifespan shutdown flushes the audit queue to PostgreSQL,
+# or to the spool when one batch write times out. The grace period covers all of it.
+PRE_STOP_SECONDS = 10
+#: app/__main__.py GRACEFUL_SHUTDOWN_SECONDS (uvicorn's timeout_graceful_shutdown).
+IN_FLIGHT_SECONDS = 30
+#: app/audit.py WRITE_TIMEOUT_SECONDS: one batch that times out before it is spooled.
+AUDIT_FLUSH_SECONDS = 10
+#: Closing the database and Redis connections, fsync of the spool, thread pools.
+SHUTDOWN_MARGIN_SECONDS = 10
 LB_CONTROLLER_CHART_REPO = "https://aws.github.io/eks-charts"
 LB_CONTROLLER_NAMESPACE = "kube-system"
 LB_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 ALB = "alb.ingress.kubernetes.io/"
 PSS_LEVEL = "restricted"
+#: The service's operator routes (app/lifecycle.py, ``POST /admin/model/reload``): the ALB
+#: answers everything under this prefix itself, so they are reachable only from inside the
+#: cluster (``kubectl port-forward``, docs/operations.md "Admin key").
+ADMIN_PATH_PREFIX = "/admin"
+#: The ALB action that answers them: ``alb.ingress.kubernetes.io/actions.<name>``, named by
+#: the Ingress rule as its backend service with port ``use-annotation``.
+BLOCK_ADMIN_ACTION = "block-admin"
+#: What the ALB answers: the service's own 404 body (app/errors.py), so the route looks
+#: like any unknown path.
+BLOCKED_BODY = {"error": {"code": "not_found", "message": "not found", "field": "path"}}
 #: Regions older than August 2022 deliver ALB access logs from a regional ELB account;
 #: newer ones from the log-delivery service principal (both statements are written).
 ELB_LOG_ACCOUNTS = {
@@ -52,6 +79,16 @@ WAF_MANAGED_RULE_GROUPS = (
     "AWSManagedRulesKnownBadInputsRuleSet",
     "AWSManagedRulesAmazonIpReputationList",
 )
+
+
+def namespace_labels() -> dict[str, str]:
+    """Labels of every namespace the program declares: the restricted Pod Security Standard
+    enforced, audited and warned about (at the cluster's version), and the project."""
+    return {
+        **{f"pod-security.kubernetes.io/{mode}": PSS_LEVEL for mode in ("enforce", "audit", "warn")},
+        **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")},
+        "app.kubernetes.io/part-of": "fraudstack",
+    }
 
 
 def labels(args: ScoringAppArgs, component: str = "api") -> dict[str, str]:
@@ -97,6 +134,20 @@ def security_context() -> dict[str, Any]:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def termination_grace_seconds() -> int:
+    """The pod's terminationGracePeriodSeconds: pre-stop pause, in-flight requests, one
+    audit batch timing out into the spool, and a margin (SIGKILL comes after it)."""
+    return PRE_STOP_SECONDS + IN_FLIGHT_SECONDS + AUDIT_FLUSH_SECONDS + SHUTDOWN_MARGIN_SECONDS
+
+
+def spool_size_mib(resources: Resources) -> int:
+    """sizeLimit of the audit spool's emptyDir: the container's ephemeral storage less
+    /tmp and the logs' headroom. The kubelet evicts a pod whose emptyDir outgrows its
+    limit, spool and all, so the spool gets all the room the pod is allowed."""
+    total = int(resources.ephemeral_storage[:-2]) * (1024 if resources.ephemeral_storage.endswith("Gi") else 1)
+    return total - TMP_MIB - LOG_HEADROOM_MIB
 
 
 def container_resources(resources: Resources, gpu: bool) -> dict[str, Any]:
@@ -199,6 +250,8 @@ def environment(
     }
     if args.signed_requests:
         env["FRAUDSTACK_HMAC_SECRET_ID"] = secrets["hmac-signing-key"]
+    # The admin key's hash (FRAUDSTACK_ADMIN_KEY_HASH) is derived from it at start-up.
+    env["FRAUDSTACK_ADMIN_KEY_SECRET_ID"] = secrets["admin-key"]
     if model_store:
         env["FRAUDSTACK_MODEL_STORE"] = model_store
     return [{"name": k, "value": v} for k, v in env.items()]
@@ -447,15 +500,54 @@ def alb_annotations(
         ALB + "healthcheck-port": "traffic-port",
         ALB + "success-codes": "200",
         ALB + "load-balancer-attributes": attributes,
-        # Long enough for in-flight scores to finish; matches the pods' preStop pause.
+        # Open connections drain for up to 30 s after deregistration, within the pods'
+        # termination grace period (termination_grace_seconds): they end before the pod does.
         ALB + "target-group-attributes": "deregistration_delay.timeout_seconds=30",
         ALB + "tags": ",".join(f"{k}={v}" for k, v in sorted(args.tags.items())),
+        # The rule that keeps the admin routes off the load balancer (ingress_paths).
+        ALB + f"actions.{BLOCK_ADMIN_ACTION}": json.dumps(block_admin_action(), separators=(",", ":")),
     }
     if not args.internet_facing:
         annotations[ALB + "inbound-cidrs"] = args.vpc_cidr
     if waf_acl_arn is not None:
         annotations[ALB + "wafv2-acl-arn"] = waf_acl_arn
     return annotations
+
+
+def block_admin_action() -> dict[str, Any]:
+    """The ALB fixed-response action for :data:`ADMIN_PATH_PREFIX` (a 404, never forwarded)."""
+    return {
+        "type": "fixed-response",
+        "fixedResponseConfig": {
+            "contentType": "application/json",
+            "statusCode": "404",
+            "messageBody": json.dumps(BLOCKED_BODY, separators=(",", ":")),
+        },
+    }
+
+
+def ingress_paths(args: ScoringAppArgs) -> list[dict[str, Any]]:
+    """The Ingress rule's paths: the admin prefix (ALB patterns ``/admin`` and ``/admin/*``)
+    to the 404 action, then ``/`` to the service.
+
+    The ALB applies the first matching rule, so ``/admin`` must get the higher priority.
+    Controllers before v2.4.3 number a rule's paths in manifest order; later ones put Exact
+    paths first, then Prefix paths longest first (kubernetes-sigs/aws-load-balancer-controller
+    PR 2409). Two Prefix paths, the longer one first, come out in this order either way;
+    an Exact or ImplementationSpecific path here would not.
+    """
+    return [
+        {
+            "path": ADMIN_PATH_PREFIX,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": BLOCK_ADMIN_ACTION, "port": {"name": "use-annotation"}}},
+        },
+        {
+            "path": "/",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": args.name, "port": {"name": "http"}}},
+        },
+    ]
 
 
 def network_policies(args: ScoringAppArgs) -> dict[str, dict[str, Any]]:

@@ -1,14 +1,16 @@
 """Secrets Manager secrets the scoring service needs, with generated values only.
 
-Three secrets: the client API keys (``{"api_keys": [...], "clients": {client: key}}``,
+Four secrets: the client API keys (``{"api_keys": [...], "clients": {client: key}}``,
 the shape the scoring service reads), the HMAC key clients sign their requests with
-(``FRAUDSTACK_HMAC_SECRET``), and the Redis AUTH token (also handed to the cache component).
+(``FRAUDSTACK_HMAC_SECRET``), the Redis AUTH token (also handed to the cache component),
+and the operators' admin key for the service's ``/admin`` routes (the service keeps only
+its SHA-256, ``FRAUDSTACK_ADMIN_KEY_HASH``; app/credentials.py).
 Every value comes from ``pulumi_random.RandomPassword``, so no value is ever typed into
 a stack file; Pulumi keeps it encrypted in state as a secret. Each secret is encrypted
 with our ``secrets`` KMS key and carries a resource policy that denies reads to every
 principal except the reader roles passed in (none yet means nobody reads: safe).
 
-AWS offers no managed rotation for these three (only for RDS, Redshift and DocumentDB
+AWS offers no managed rotation for these four (only for RDS, Redshift and DocumentDB
 credentials), so ``docs/operations.md`` documents their rotation procedures.
 """
 
@@ -89,6 +91,8 @@ class SecretsArgs:
     hmac_key_length: int = 64
     #: Length of the Redis AUTH token (ElastiCache accepts 16-128).
     redis_auth_token_length: int = 64
+    #: Length of the generated admin key (``X-Admin-Key`` of ``POST /admin/model/reload``).
+    admin_key_length: int = 48
 
 
 class Secrets(pulumi.ComponentResource):
@@ -127,6 +131,10 @@ class Secrets(pulumi.ComponentResource):
             special=False,
             opts=child,
         )
+        # Separate from the client keys: whoever holds it can swap the model that decides.
+        admin_key = random.RandomPassword(
+            f"{name}-admin-key-value", length=args.admin_key_length, special=False, opts=child
+        )
         clients = list(api_keys)
         api_keys_json = pulumi.Output.all(*(p.result for p in api_keys.values())).apply(
             lambda values: api_keys_document(dict(zip(clients, values)))
@@ -135,6 +143,8 @@ class Secrets(pulumi.ComponentResource):
             "api-keys": ('API keys of the clients calling /score: {"api_keys": [...], "clients": {client: key}}', api_keys_json),
             "hmac-signing-key": ("HMAC-SHA256 key clients sign /score requests with", hmac_key.result),
             "redis-auth-token": ("AUTH token of the ElastiCache Redis replication group", redis_token.result),
+            "admin-key": ("Admin key (X-Admin-Key) of the scoring service's /admin routes; the service keeps its SHA-256",
+                          admin_key.result),
         }
 
         readers = list(args.reader_role_arns)

@@ -161,6 +161,27 @@ def markdown() -> str:
                 continue
             out.append(f"| `{r.id}` | `{key}` | {json.dumps(default)} | " + " | ".join(json.dumps(v) for v in values) + " |")
     out.append("")
+    out.append(
+        "## Helm releases\n\n"
+        "A `kubernetes:helm.sh/v3:Release` reaches the pack (under the CLI and offline alike) as one resource: its "
+        "inputs (release name, namespace, chart, version, values), never the objects the chart renders. So the rules "
+        "that read a pod template (security context, resources, probes, images, and K41, K44, K48 over workloads) "
+        "cannot see a chart's pods, "
+        "and a chart's hardening is the program's job, through its values (tested as exact inputs, e.g. "
+        "`tests/infra/test_metrics_adapter.py`). What the pack does take from a release:\n\n"
+        "- its namespace is a namespace in use, so `k8s-namespace-default-deny` (K43), "
+        "`k8s-namespace-resource-quota` (K66) and `k8s-namespace-limit-range` (K67) require the guards there "
+        "(kube-system excepted); declare the namespace as a `Namespace` of the program (`createNamespace: false`) "
+        "so `k8s-namespace-restricted-pss` (X16) can check its labels;\n"
+        "- its pods carry Helm's standard labels, `app.kubernetes.io/instance: <release name>` and "
+        "`app.kubernetes.io/name: <chart name or values.nameOverride>`, so `k8s-networkpolicy-targets-pods` (K42) "
+        "accepts a NetworkPolicy that selects those labels (or every pod) in the release's namespace. A policy "
+        "that selects other chart labels (`app.kubernetes.io/component: server`) is reported: the pack cannot "
+        "verify it. A release without a fixed `name` is auto-named and its pods are unknown.\n\n"
+        "`k8s-networkpolicy-egress-allowlist` (X18) allows a port outside its list only towards pods named by a "
+        "podSelector (a scrape of the service port, a query to Prometheus): traffic that stays in the cluster and "
+        "that the destination's own NetworkPolicies must also admit.\n"
+    )
     out.append("## Advisory rules\n\nThese are reported (the preview lists them) but do not block a deployment:\n")
     for r in RULES:
         if r.enforcement == "advisory":

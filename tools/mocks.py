@@ -443,7 +443,10 @@ def _eks_cluster(m: FraudstackMocks, name: str, physical: str, inputs: dict) -> 
             "endpoint": f"https://{ident}.gr7.{m.region}.eks.amazonaws.com",
             "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{m.region}.amazonaws.com/id/{ident}"}]}],
             "certificateAuthority": {"data": ca}, "vpcConfig": vpc, "status": "ACTIVE",
-            "platformVersion": "eks.1", "version": inputs.get("version") or "1.33"}
+            "platformVersion": "eks.1", "version": inputs.get("version") or "1.33",
+            # What EKS chooses for a VPC in 10.0.0.0/8 when no Service range is given.
+            "kubernetesNetworkConfig": {"serviceIpv4Cidr": "172.20.0.0/16",
+                                        **dict(inputs.get("kubernetesNetworkConfig") or {})}}
 
 
 def _eks_node_group(m: FraudstackMocks, name: str, physical: str, inputs: dict) -> dict:

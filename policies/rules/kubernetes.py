@@ -674,6 +674,14 @@ def _port_spec(p: Any) -> str:
     return f"{get(p, 'port')}/{get(p, 'protocol') or 'TCP'}"
 
 
+def _selects_pods(peer: Any) -> bool:
+    """A peer naming specific pods: a podSelector with labels or expressions (with or without a
+    namespaceSelector) and no ipBlock. Traffic to it stays in the cluster, and the
+    destination's own NetworkPolicies must admit it too."""
+    selector = as_map(get(peer, "podSelector"))
+    return get(peer, "ipBlock") is None and bool(as_map(get(selector, "matchLabels")) or as_list(get(selector, "matchExpressions")))
+
+
 def _egress_allowlist(props: Mapping[str, Any], cfg) -> Iterator[str]:
     allowed = {str(a).upper() for a in cfg["allowedEgress"]}
     dns = {a for a in allowed if a.startswith("53/")}
@@ -683,6 +691,9 @@ def _egress_allowlist(props: Mapping[str, Any], cfg) -> Iterator[str]:
         if not ports:
             yield f"egress[{i}] allows every port (list the ports: {', '.join(sorted(allowed))})"
             continue
+        # Pod-to-pod traffic (a scrape of the service port, a query to Prometheus) may use
+        # the destination's own port; anything that can leave the cluster may not.
+        to_pods_only = bool(peers) and all(_selects_pods(peer) for peer in peers)
         non_dns = False
         for p in ports:
             port = get(p, "port")
@@ -693,8 +704,9 @@ def _egress_allowlist(props: Mapping[str, Any], cfg) -> Iterator[str]:
                     else _port_spec(p).upper())
             if get(p, "endPort") is not None:
                 yield f"egress[{i}] allows a port range {spec}-{fmt(get(p, 'endPort'))}"
-            elif spec not in allowed:
-                yield f"egress[{i}] allows {spec}, not in the allow-list {', '.join(sorted(allowed))}"
+            elif spec not in allowed and not to_pods_only:
+                yield (f"egress[{i}] allows {spec}, not in the allow-list {', '.join(sorted(allowed))} "
+                       "(other ports only towards pods named by a podSelector)")
             non_dns = non_dns or spec not in dns
         if non_dns:
             if not peers:
@@ -908,8 +920,11 @@ RULES: list[Rule] = [
               _namespace_pss, types=(NAMESPACE,)),
     _k8s_rule("k8s-networkpolicy-egress-allowlist", "NetworkPolicy egress allow-list", ("X18",), "high",
               "NetworkPolicy egress rules allow only DNS, PostgreSQL (5432), Redis (6379) and HTTPS (443), "
-              "every non-DNS rule to named destinations (never 0.0.0.0/0).",
-              "List explicit ports and destination peers (the VPC CIDR or endpoint subnets) in each egress rule.",
+              "every non-DNS rule to named destinations (never 0.0.0.0/0). Another single port is allowed "
+              "only towards pods named by a podSelector (in-cluster traffic the destination's NetworkPolicies "
+              "must also admit, such as a Prometheus scrape), never towards an ipBlock.",
+              "List explicit ports and destination peers (the VPC CIDR or endpoint subnets) in each egress rule; "
+              "for a port outside the allow-list, name the destination pods with a podSelector.",
               _egress_allowlist, types=(NETWORK_POLICY,),
               params=(Param("allowedEgress", "array", ["53/UDP", "53/TCP", "443/TCP", "5432/TCP", "6379/TCP"],
                             "port/protocol pairs egress may allow"),)),

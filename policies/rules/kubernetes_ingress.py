@@ -1,4 +1,4 @@
-"""The load balancer rules (catalogue rows A94-A102 'V', X17), enforced on the Ingress.
+"""The load balancer rules (catalogue rows A94-A102 'V', X17, X21), enforced on the Ingress.
 
 The ALB is not a Pulumi resource here: the AWS Load Balancer Controller builds it from
 the Ingress's ``alb.ingress.kubernetes.io/*`` annotations. So the ALB rules read those
@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from ..model import Rule
-from .k8s_objects import INGRESS, UNKNOWN, as_map, get, peek
+from ..model import Param, Rule
+from .k8s_objects import INGRESS, UNKNOWN, as_list, as_map, get, is_map, peek
 
 PREFIX = "alb.ingress.kubernetes.io/"
+#: The backend port name by which an Ingress path names an ALB action
+#: (``alb.ingress.kubernetes.io/actions.<backend service name>``) instead of a Service.
+ACTION_PORT = "use-annotation"
 ALB_CLASSES = {"alb"}
 #: ELB security policies that refuse TLS 1.0 and 1.1 (TLS 1.3 ones, the TLS-1-2 and
 #: forward-secrecy FS-1-2 families, FIPS and post-quantum variants).
@@ -152,6 +156,137 @@ def _waf(a, cfg) -> Iterator[str]:
         yield f"internet-facing ALB has no {PREFIX}wafv2-acl-arn (a WAFv2 web ACL must screen public traffic)"
 
 
+# --------------------------------------------------------------------------- X21
+# The controller turns each Ingress path into one ALB listener rule and numbers them in
+# the order of spec.rules, then spec.defaultBackend as the listener's default action; the
+# ALB applies the first rule that matches. Within one spec.rules entry, controllers before
+# v2.4.3 keep the manifest's path order, and v2.4.3 and later sort the paths: Exact first,
+# then Prefix longest first, then ImplementationSpecific in manifest order (upstream PR
+# 2409; issue 3413 is a 404 rule that the upgrade moved behind "/*"). The rule asks that
+# the admin routes be answered under both orders. Path types become ALB path patterns:
+# Prefix "/p" -> "/p" and "/p/*" ("/" -> "/*"), Exact "/p" -> "/p", ImplementationSpecific
+# -> the path as written, with * and ? wildcards.
+_ORDERS = {
+    "manifest": "in manifest order (controllers before v2.4.3)",
+    "sorted": "in the controller's order since v2.4.3 (Exact, then Prefix longest first, then ImplementationSpecific)",
+}
+_TYPE_RANK = {"Exact": 0, "Prefix": 1}
+
+
+@dataclass(frozen=True)
+class _Route:
+    """One ALB rule an Ingress path becomes: its host (None: any) and path, and where it sends."""
+
+    host: str | None
+    path: str | None  # None: the default backend, every path
+    path_type: str
+    backend: Mapping[str, Any]
+
+
+def _routes(props: Mapping[str, Any], order: str) -> list[_Route]:
+    """The ALB rules the Ingress becomes, in priority order (``order``: a key of _ORDERS)."""
+    out: list[_Route] = []
+    for rule in as_list(get(props, "spec", "rules")):
+        host = get(rule, "host") or None
+        routes = []
+        for path in as_list(get(rule, "http", "paths")):
+            backend = get(path, "backend", "service")
+            routes.append(_Route(host, get(path, "path") or "/", get(path, "pathType") or "ImplementationSpecific",
+                                 backend if is_map(backend) else {}))
+        if order == "sorted":  # stable: equal keys keep the manifest's order
+            routes.sort(key=lambda r: (_TYPE_RANK.get(r.path_type, 2),
+                                       -len(r.path or "") if r.path_type == "Prefix" else 0))
+        out += routes
+    default = get(props, "spec", "defaultBackend", "service")
+    if is_map(default):
+        out.append(_Route(None, None, "Prefix", default))
+    return out
+
+
+def _action(annotations: Mapping[str, Any], route: _Route) -> Mapping[str, Any] | None:
+    """The ALB action a path names (port ``use-annotation``), parsed; None for a Service."""
+    if get(route.backend, "port", "name") != ACTION_PORT:
+        return None
+    raw = _value(annotations, f"actions.{get(route.backend, 'name')}")
+    try:
+        parsed = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, Mapping) else {}
+
+
+def _segment_related(a: str, b: str) -> bool:
+    """Whether one of two normalised paths is the other or an ancestor of it by segments."""
+    return a == b or a == "/" or b == "/" or b.startswith(a + "/") or a.startswith(b + "/")
+
+
+def _reaches(route: _Route, prefix: str) -> bool:
+    """Whether the route's ALB pattern matches ``prefix`` or some path under it."""
+    if route.path is None:
+        return True
+    if route.path_type == "Prefix":
+        return _segment_related(route.path.rstrip("/") or "/", prefix)
+    wild = re.search(r"[*?]", route.path) if route.path_type == "ImplementationSpecific" else None
+    if wild is None:  # an exact path
+        return route.path == prefix or route.path.startswith(prefix + "/")
+    literal = route.path[:wild.start()]  # what every match starts with
+    return (prefix + "/").startswith(literal) or literal.startswith(prefix + "/")
+
+
+def _covers_all(route: _Route, prefix: str) -> bool:
+    """Whether the route's ALB pattern matches ``prefix`` and every path under it."""
+    if route.path is None:
+        return True
+    if route.path_type == "Prefix":
+        path = route.path.rstrip("/") or "/"
+        return path == "/" or prefix == path or prefix.startswith(path + "/")
+    if route.path_type == "ImplementationSpecific" and route.path.endswith("*") and not re.search(r"[*?]", route.path[:-1]):
+        return prefix.startswith(route.path[:-1])
+    return False
+
+
+def _blocks(annotations: Mapping[str, Any], route: _Route, prefix: str) -> bool:
+    """A fixed 4xx answer for everything under ``prefix``, with no extra condition narrowing it."""
+    action = _action(annotations, route)
+    if not action or action.get("type") != "fixed-response" or not _covers_all(route, prefix):
+        return False
+    status = str(as_map(action.get("fixedResponseConfig")).get("statusCode", ""))
+    narrowed = _value(annotations, f"conditions.{get(route.backend, 'name')}") is not None
+    return re.fullmatch(r"4\d\d", status) is not None and not narrowed
+
+
+def _forwards(annotations: Mapping[str, Any], route: _Route) -> bool:
+    """Whether the route sends requests on (to a Service or a forward action), not answers them."""
+    action = _action(annotations, route)
+    return action is None or action.get("type") not in ("fixed-response", "redirect")
+
+
+def _admin_paths(props: Mapping[str, Any], cfg: Mapping[str, Any]) -> Iterator[str]:
+    annotations = alb_annotations(props)
+    if annotations is None:
+        return
+    found: dict[tuple[str, str], list[str]] = {}  # (where, prefix) -> the orders exposing it
+    names: dict[tuple[str, str], str] = {}
+    for order in _ORDERS:
+        blocked: list[tuple[str | None, str]] = []  # (host or None for every host, prefix)
+        for route in _routes(props, order):
+            for prefix in cfg["adminPathPrefixes"]:
+                if _blocks(annotations, route, prefix):
+                    blocked.append((route.host, prefix))
+                elif _forwards(annotations, route) and _reaches(route, prefix) and not any(
+                        p == prefix and (h is None or h == route.host) for h, p in blocked):
+                    where = "the default backend" if route.path is None else (
+                        f"path {route.path} ({route.path_type}){' on ' + route.host if route.host else ''}")
+                    found.setdefault((where, prefix), []).append(order)
+                    names[(where, prefix)] = get(route.backend, "name")
+    for (where, prefix), orders in found.items():
+        when = "" if len(orders) == len(_ORDERS) else f" {_ORDERS[orders[0]]}"
+        yield (f"{where} forwards {prefix} to {names[(where, prefix)]!r} with no earlier rule answering {prefix} "
+               f"with a 4xx{when}: put a Prefix path {prefix} before it in the same rule, backend "
+               f"{{service: {{name: <action>, port: {{name: {ACTION_PORT}}}}}}}, and annotation "
+               f"{PREFIX}actions.<action> of type fixed-response")
+
+
 _SNIPPET = re.compile(r"^nginx\.ingress\.kubernetes\.io/[a-z-]*snippet$")
 
 
@@ -209,6 +344,18 @@ RULES: list[Rule] = [
     _rule("k8s-alb-waf-when-internet-facing", "WAF on an internet-facing ALB", ("A103",), "high",
           "An internet-facing ALB is associated with a WAFv2 web ACL.",
           "Annotate wafv2-acl-arn with the stack's web ACL ARN.", _waf),
+    Rule(id="k8s-ingress-admin-blocked", name="Admin routes not behind the load balancer", severity="high",
+         enforcement="mandatory",
+         description="An ALB Ingress answers the service's admin routes (adminPathPrefixes, default /admin) "
+                     "with a fixed 4xx before any rule could forward them, in manifest order and in the "
+                     "controller's path order (v2.4.3+); operators reach them with kubectl port-forward.",
+         resource_types=(INGRESS,), references=("X21",),
+         remediation="Put a Prefix path /admin first in the Ingress rule, with backend service name <action> and "
+                     "port name use-annotation, and annotate alb.ingress.kubernetes.io/actions.<action> with "
+                     '{"type":"fixed-response","fixedResponseConfig":{"statusCode":"404",...}}.',
+         params=(Param("adminPathPrefixes", "array", ["/admin"],
+                       "path prefixes of operator routes that no Ingress may forward"),),
+         check=_admin_paths),
     Rule(id="k8s-no-nginx-snippets", name="No nginx snippet annotations", severity="high", enforcement="mandatory",
          description="No Ingress carries ingress-nginx *-snippet annotations (conditional row: guards an "
                      "ingress-nginx controller if one is ever added; the ALB controller ignores them).",

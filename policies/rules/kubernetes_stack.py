@@ -6,6 +6,14 @@ Objects are matched the way the API server would: by namespace and ``metadata.na
 label selectors against the workloads' pod templates. An object without
 ``metadata.namespace`` is matched with other objects without one (they share the
 provider's default namespace).
+
+Helm releases (``kubernetes:helm.sh/v3:Release``) reach the pack as one resource: the
+chart's rendered objects are not in the plan. What the pack does know is Helm's standard
+labelling: a release's pods carry ``app.kubernetes.io/instance: <release name>`` and
+``app.kubernetes.io/name: <chart name or values.nameOverride>`` (:func:`chart_pods`).
+K42 counts a NetworkPolicy as selecting pods when it selects those labels (or every pod)
+in the release's namespace, and a release's namespace is a namespace in use for K43, K66
+and K67. Rules about the pods' own specs (K41, K44, K48, ...) cannot see chart pods.
 """
 from __future__ import annotations
 
@@ -20,9 +28,13 @@ from pulumi_policy import PolicyResource
 from pulumi_policy.proxy import UnknownValueError
 
 from ..model import Rule, Stack
+from .kubernetes_ingress import ACTION_PORT as ALB_ACTION_PORT
+from .kubernetes_ingress import PREFIX as ALB_PREFIX
+from .kubernetes_ingress import alb_annotations
 from .k8s_objects import (
     DIGEST,
     ECR_REPOSITORY,
+    HELM_RELEASE,
     HPA,
     HPA_V1,
     IAM_ROLE,
@@ -99,6 +111,31 @@ def workloads(stack: Stack, types: tuple[str, ...] = POD_TYPES) -> list[Workload
     return out
 
 
+@dataclass(frozen=True)
+class ChartPods:
+    """The pods of a Helm release as far as the pack can know them: Helm's standard labels."""
+
+    resource: PolicyResource
+    release: str
+    namespace: str | None
+    labels: Mapping[str, str]
+
+
+def chart_pods(stack: Stack) -> list[ChartPods]:
+    """One entry per Helm release whose name and chart are known (an auto-named release's
+    ``app.kubernetes.io/instance`` is unknown until it exists, so it is left out)."""
+    out = []
+    for r in stack.of_type(HELM_RELEASE):
+        release, chart, ns = peek(r.props, "name"), peek(r.props, "chart"), peek(r.props, "namespace")
+        if not (isinstance(release, str) and release and isinstance(chart, str) and chart):
+            continue
+        override = peek(r.props, "values", "nameOverride")
+        name = override if isinstance(override, str) and override else chart.rstrip("/").rsplit("/", 1)[-1]
+        out.append(ChartPods(r, release, ns if isinstance(ns, str) and ns else None,
+                             {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": release}))
+    return out
+
+
 def _hpa_targets(stack: Stack) -> dict[tuple[str | None, str, str], Obj]:
     """(namespace, kind, name) of every HPA scale target -> the HPA."""
     out = {}
@@ -140,20 +177,25 @@ def _pods_selected(stack: Stack, cfg) -> Iterator[Finding]:
 
 
 def _np_targets(stack: Stack, cfg) -> Iterator[Finding]:
-    loads = workloads(stack)
+    loads = [(w.namespace, w.template.labels) for w in workloads(stack)]
+    loads += [(c.namespace, c.labels) for c in chart_pods(stack)]
     for np in objects(stack, NETWORK_POLICY):
         selector = get(np.props, "spec", "podSelector")
-        if not any(w.namespace == np.namespace and label_selector_matches(selector, w.template.labels) for w in loads):
-            yield np.resource, f"NetworkPolicy {np.ref} selects no pod of the stack (a typo leaves pods open)"
+        if not any(ns == np.namespace and label_selector_matches(selector, pod_labels) for ns, pod_labels in loads):
+            yield np.resource, (f"NetworkPolicy {np.ref} selects no pod of the stack (a typo leaves pods open; "
+                                "a Helm release's pods are known by app.kubernetes.io/instance and /name only)")
 
 
 def _namespaces_in_use(stack: Stack) -> list[tuple[str | None, PolicyResource]]:
-    """Namespaces the stack declares or runs workloads in (kube-system excluded: cluster-owned)."""
+    """Namespaces the stack declares, runs workloads in or installs Helm releases into
+    (kube-system excluded: cluster-owned)."""
     seen: dict[str | None, PolicyResource] = {}
     for ns in objects(stack, NAMESPACE):
         seen.setdefault(ns.name, ns.resource)
     for w in workloads(stack):
         seen.setdefault(w.namespace, w.resource)
+    for c in chart_pods(stack):
+        seen.setdefault(c.namespace, c.resource)
     return [(n, r) for n, r in seen.items() if n != "kube-system"]
 
 
@@ -233,8 +275,16 @@ def _backends(ingress: Obj) -> Iterator[Mapping[str, Any]]:
 def _ingress_backends(stack: Stack, cfg) -> Iterator[Finding]:
     services = {(s.namespace, s.name): s for s in objects(stack, SERVICE)}
     for ing in objects(stack, INGRESS):
+        alb = alb_annotations(ing.props)
         for backend in _backends(ing):
             name = get(backend, "name")
+            if alb is not None and get(backend, "port", "name") == ALB_ACTION_PORT:
+                # An AWS Load Balancer Controller action (fixed response, redirect, ...),
+                # defined by an annotation named after the backend, not a Service.
+                if peek(alb, f"{ALB_PREFIX}actions.{name}") is None:
+                    yield ing.resource, (f"Ingress {ing.ref} routes to ALB action {name!r} (port {ALB_ACTION_PORT}), "
+                                         f"which has no {ALB_PREFIX}actions.{name} annotation")
+                continue
             svc = services.get((ing.namespace, name))
             if svc is None:
                 yield ing.resource, f"Ingress {ing.ref} routes to Service {name!r}, which the stack does not declare"
@@ -461,17 +511,22 @@ def _stack_rule(id: str, name: str, refs: tuple[str, ...], severity: str, descri
 
 RULES: list[Rule] = [
     _stack_rule("k8s-pods-selected-by-networkpolicy", "Every pod selected by a NetworkPolicy", ("K41",), "high",
-                "Every workload's pods are selected by at least one NetworkPolicy of their namespace.",
+                "Every workload's pods are selected by at least one NetworkPolicy of their namespace (the pods a "
+                "Helm release renders are not visible to the pack; K43 covers their namespace).",
                 "Add a default-deny NetworkPolicy (podSelector {}) plus the allow rules the pods need.",
                 _pods_selected, (*POD_TYPES, NETWORK_POLICY)),
     _stack_rule("k8s-networkpolicy-targets-pods", "NetworkPolicy selects pods", ("K42",), "low",
-                "Every NetworkPolicy selects at least one pod of the stack (a selector typo protects nothing).",
-                "Fix spec.podSelector to match the workload's pod labels.", _np_targets, (*POD_TYPES, NETWORK_POLICY)),
+                "Every NetworkPolicy selects at least one pod of the stack (a selector typo protects nothing); a "
+                "Helm release's pods count by Helm's standard labels app.kubernetes.io/instance and /name only.",
+                "Fix spec.podSelector to match the workload's pod labels (for a Helm release's pods: "
+                "app.kubernetes.io/instance and app.kubernetes.io/name).", _np_targets,
+                (*POD_TYPES, NETWORK_POLICY, HELM_RELEASE)),
     _stack_rule("k8s-namespace-default-deny", "Default-deny NetworkPolicy per namespace", ("K43",), "high",
-                "Every namespace the stack uses has NetworkPolicies denying all ingress and all egress by "
-                "default, so only the listed flows are open.",
+                "Every namespace the stack uses (declares, runs workloads in or installs a Helm release into; "
+                "kube-system excepted) has NetworkPolicies denying all ingress and all egress by default, so only "
+                "the listed flows are open.",
                 "Add a NetworkPolicy with podSelector {} and policyTypes [Ingress, Egress] and no rules.",
-                _default_deny, (NAMESPACE, *POD_TYPES, NETWORK_POLICY)),
+                _default_deny, (NAMESPACE, *POD_TYPES, NETWORK_POLICY, HELM_RELEASE)),
     _stack_rule("k8s-replicas", "At least two replicas", ("K44",), "medium",
                 "A Deployment or StatefulSet not scaled by an HPA runs at least two replicas.",
                 "Add an HPA with minReplicas >= 2 or set spec.replicas >= 2.", _replicas_rule,
@@ -491,17 +546,21 @@ RULES: list[Rule] = [
                 "Every Service's selector matches the pods of a workload in its namespace.",
                 "Use the workload's pod labels as the Service selector.", _service_targets, (SERVICE, *POD_TYPES)),
     _stack_rule("k8s-ingress-backend-exists", "Ingress backend exists", ("K57",), "medium",
-                "Every Ingress backend names a Service (and port) the stack declares in the Ingress's namespace.",
-                "Point the backend at the Service's metadata.name and one of its ports.", _ingress_backends,
+                "Every Ingress backend names a Service (and port) the stack declares in the Ingress's namespace, "
+                "or, on an ALB Ingress, an action annotation (port use-annotation).",
+                "Point the backend at the Service's metadata.name and one of its ports, or annotate "
+                "alb.ingress.kubernetes.io/actions.<name> for an ALB action.", _ingress_backends,
                 (INGRESS, SERVICE)),
     _stack_rule("k8s-namespace-resource-quota", "Namespace has a ResourceQuota", ("K66",), "medium",
-                "Every namespace the stack uses has a ResourceQuota (a runaway HPA or a leak cannot take the cluster).",
+                "Every namespace the stack uses, Helm releases' included, has a ResourceQuota (a runaway HPA or a "
+                "leak cannot take the cluster).",
                 "Add a ResourceQuota to the namespace.", _namespace_has(RESOURCE_QUOTA, "ResourceQuota"),
-                (NAMESPACE, RESOURCE_QUOTA, *POD_TYPES)),
+                (NAMESPACE, RESOURCE_QUOTA, *POD_TYPES, HELM_RELEASE)),
     _stack_rule("k8s-namespace-limit-range", "Namespace has a LimitRange", ("K67",), "low",
-                "Every namespace the stack uses has a LimitRange (defaults for containers that set no resources).",
+                "Every namespace the stack uses, Helm releases' included, has a LimitRange (defaults for "
+                "containers that set no resources).",
                 "Add a LimitRange to the namespace.", _namespace_has(LIMIT_RANGE, "LimitRange"),
-                (NAMESPACE, LIMIT_RANGE, *POD_TYPES)),
+                (NAMESPACE, LIMIT_RANGE, *POD_TYPES, HELM_RELEASE)),
     _stack_rule("k8s-pdb-allows-drain", "PDB never blocks a node drain", ("X19",), "medium",
                 "Every PodDisruptionBudget allows at least one eviction at the workload's minimum scale "
                 "(maxUnavailable >= 1, or minAvailable below the replica count), so node upgrades can drain.",

@@ -230,7 +230,8 @@ def test_a_pending_gpu_scoring_pod_fits_the_empty_gpu_group():
     node template can tell the autoscaler that a new node would take the pod."""
     from tools.plan import run_program
 
-    plan = run_program("staging", {"fraudstack:app": {"gpu": True, "maxReplicas": 2}, "fraudstack:cluster": {"gpuNodes": {"maxSize": 2}}})
+    plan = run_program("staging", {"fraudstack:app": {"gpu": True, "maxReplicas": 2, "gpuImage": "2026.11.0-gpu"},
+                                   "fraudstack:cluster": {"gpuNodes": {"maxSize": 2}}})
     group = one(plan, "aws:eks/nodeGroup:NodeGroup", "eks-gpu-group")["inputs"]["scalingConfig"]
     assert group["minSize"] == 0 and group["maxSize"] == 2
     (deployment,) = of_type(plan, "kubernetes:apps/v1:Deployment")
@@ -240,6 +241,11 @@ def test_a_pending_gpu_scoring_pod_fits_the_empty_gpu_group():
     assert not _pod_fits_template(pod, _templates(plan, "cpu"))
     hpa = one(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "app-hpa")["inputs"]["spec"]
     assert hpa["maxReplicas"] <= group["maxSize"]  # one GPU node per replica
+    # The migration Job never waits for (or holds) a GPU node.
+    (job,) = of_type(plan, "kubernetes:batch/v1:Job")
+    job_pod = job["inputs"]["spec"]["template"]["spec"]
+    assert _pod_fits_template(job_pod, _templates(plan, "cpu"))
+    assert not _pod_fits_template(job_pod, _templates(plan, "gpu"))
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])

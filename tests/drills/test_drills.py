@@ -90,7 +90,7 @@ def test_postgres_stopped_under_load_then_restarted_loses_and_duplicates_nothing
     # Every 10th request is a client retry: the same body again, which is the same audit record.
     load = Load(svc.url, "pgdown", concurrency=4, repeat_every=10).start()
     time.sleep(1.0)
-    private_pg._as_postgres([str(private_pg.bin / "pg_ctl"), "-D", str(private_pg.data), "-m", mode, "-w", "stop"])
+    private_pg.stop(mode)
     assert wait_until(lambda: httpx.get(svc.url + "/health/ready").json()["audit"]["up"] is False, 10)
     time.sleep(1.5)
     private_pg.start()

@@ -24,7 +24,8 @@ def _args(**changes) -> AlarmsArgs:
         thresholds=Thresholds(db_cpu_percent=70, db_free_storage_gib=20, db_freeable_memory_mib=512, db_read_latency_ms=15,
                               db_write_latency_ms=25, db_connections=300, cache_engine_cpu_percent=60, cache_memory_percent=75,
                               cache_evictions=5, cache_replication_lag_seconds=2, node_cpu_percent=85, node_memory_percent=90,
-                              pod_restarts=4, service_p99_latency_ms=40, service_error_rate_percent=0.5),
+                              pod_restarts=4, service_p99_latency_ms=40, service_error_rate_percent=0.5,
+                              service_audit_backlog=5000),
         email="oncall@example.com", period_seconds=60, evaluation_periods=5, tags=TAGS,
     )
     values.update(changes)
@@ -55,13 +56,15 @@ def test_topic_encrypted_and_tls_only(records):
 
 def test_every_alarm_notifies_the_topic(records):
     alarms = of_type(records, ALARM)
-    assert len(alarms) == 6 + 4 * 2 + 4 + 2
+    assert len(alarms) == 6 + 4 * 2 + 4 + 3
     for alarm in alarms:
         inputs = alarm["inputs"]
         assert inputs["alarmActions"] == [TOPIC], alarm["name"]
         assert inputs["okActions"] == [TOPIC], alarm["name"]
         assert inputs["actionsEnabled"] is True
-        assert inputs["evaluationPeriods"] == 5
+        # The audit backlog alarm has its own window (3 minutes: 3 periods of 60 s).
+        assert inputs["evaluationPeriods"] == (3 if alarm["name"] == "alarms-service-audit-backlog" else 5)
+        assert inputs["datapointsToAlarm"] == inputs["evaluationPeriods"]
         assert inputs["name"] == f"fraudstack-test-{alarm['name'].removeprefix('alarms-')}"
         assert alarm["parent"] == "alarms"
 
@@ -89,6 +92,7 @@ def _alarm(records, key):
         ("service-pod-restarts", "ContainerInsights", "pod_number_of_container_restarts", "GreaterThanThreshold", 4,
          {"ClusterName": "fraudstack-test", "Namespace": "fraudstack", "PodName": "scoring-api"}),
         ("service-p99-latency", "fraudstack", "ScoringLatency", "GreaterThanThreshold", 40, {"Environment": "test", "Service": "scoring-api"}),
+        ("service-audit-backlog", "fraudstack", "AuditBacklog", "GreaterThanThreshold", 5000, {"Environment": "test", "Service": "scoring-api"}),
     ],
 )
 def test_single_metric_alarms(records, key, namespace, metric, comparison, threshold, dimensions):
@@ -137,4 +141,19 @@ def test_dashboard_shows_every_alarm(records):
 def test_no_subscription_without_email():
     records = run_component(lambda: Alarms("alarms", _args(email=None, cache_cluster_ids=["velocity-001"])))
     assert of_type(records, "aws:sns/topicSubscription:TopicSubscription") == []
-    assert len(of_type(records, ALARM)) == 6 + 4 + 4 + 2
+    assert len(of_type(records, ALARM)) == 6 + 4 + 4 + 3
+
+
+def test_audit_backlog_alarm_takes_the_largest_worker_sample(records):
+    backlog = _alarm(records, "service-audit-backlog")
+    assert (backlog["statistic"], backlog["treatMissingData"], backlog["period"]) == ("Maximum", "notBreaching", 60)
+    assert backlog["alarmDescription"] == (
+        "Audit records waiting for the database above 5000 in a worker. Runbook: docs/runbooks.md#service-audit-backlog")
+
+
+@pytest.mark.parametrize(("period", "periods"), [(60, 3), (300, 1), (900, 1), (3600, 1)])
+def test_audit_backlog_window_is_three_minutes_in_whole_periods(period, periods):
+    records = run_component(lambda: Alarms("alarms", _args(period_seconds=period, evaluation_periods=2)))
+    backlog = _alarm(records, "service-audit-backlog")
+    assert (backlog["period"], backlog["evaluationPeriods"], backlog["datapointsToAlarm"]) == (period, periods, periods)
+    assert _alarm(records, "db-cpu")["evaluationPeriods"] == 2

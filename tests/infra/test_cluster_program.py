@@ -20,8 +20,8 @@ def test_production_has_at_least_8_alarms_all_notifying_the_topic(plans):
     topic = one(plan["resources"], "aws:sns/topic:Topic", "alarms-topic")["inputs"]
     topic_arn = f"arn:aws:sns:eu-west-1:123456789012:{topic['name']}"
     alarms = of_type(plan["resources"], ALARM)
-    # 6 database + 4 per cache node (primary + 2 replicas) + 4 node/pod + 2 service + 6 model drift/quality.
-    assert len(alarms) == 6 + 4 * 3 + 4 + 2 + 6 >= 8
+    # 6 database + 4 per cache node (primary + 2 replicas) + 4 node/pod + 3 service + 6 model drift/quality.
+    assert len(alarms) == 6 + 4 * 3 + 4 + 3 + 6 >= 8
     for alarm in alarms:
         assert alarm["inputs"]["alarmActions"] == [topic_arn], alarm["name"]
         assert alarm["inputs"]["okActions"] == [topic_arn], alarm["name"]
@@ -38,15 +38,23 @@ def test_production_has_at_least_8_alarms_all_notifying_the_topic(plans):
     assert by_key["nodes-cpu"]["dimensions"] == {"ClusterName": "fraudstack-production"}
     # Model drift/quality alarms run on hourly datapoints (tests/lifecycle/test_model_store.py).
     platform = {k: a for k, a in by_key.items() if not k.startswith("model-")}
-    assert {a["evaluationPeriods"] for a in platform.values()} == {5}
+    assert {a["evaluationPeriods"] for k, a in platform.items() if k != "service-audit-backlog"} == {5}
     assert {a.get("period", 60) for a in platform.values()} == {60}
+    # The audit backlog alarm: 3 minutes (production's spool fills in about 6.5 at full load).
+    backlog = by_key["service-audit-backlog"]
+    assert (backlog["metricName"], backlog["statistic"], backlog["threshold"], backlog["evaluationPeriods"]) == (
+        "AuditBacklog", "Maximum", 10000, 3)
+    assert backlog["dimensions"] == {"Environment": "production", "Service": "scoring-api"}
     sub = one(plan["resources"], "aws:sns/topicSubscription:TopicSubscription", "alarms-email")["inputs"]
     assert sub["endpoint"] == "fraud-oncall@example.com"
 
 
 def test_staging_alarm_count(plans):
     # One cache node in staging.
-    assert len(of_type(plans["staging"]["resources"], ALARM)) == 6 + 4 + 4 + 2 + 6
+    assert len(of_type(plans["staging"]["resources"], ALARM)) == 6 + 4 + 4 + 3 + 6
+    # Staging's 300 s period: the 3-minute audit backlog window is one period.
+    backlog = one(plans["staging"]["resources"], ALARM, "alarms-service-audit-backlog")["inputs"]
+    assert (backlog["period"], backlog["evaluationPeriods"]) == (300, 1)
 
 
 def test_gpu_node_group_tainted_in_private_subnets(plans):
@@ -111,7 +119,7 @@ def test_registry_and_outputs(plans):
     assert plan["outputs"]["repositoryUrl"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/fraudstack/scoring"
     assert plan["outputs"]["clusterName"] == "fraudstack-production"
     assert plan["outputs"]["dashboardName"] == "fraudstack-production"
-    assert len(plan["outputs"]["alarmNames"]) == 30
+    assert len(plan["outputs"]["alarmNames"]) == 6 + 4 * 3 + 4 + 3 + 6
     assert set(plan["outputs"]["vpcEndpointIds"]) == {"bedrock_runtime", "ecr_api", "ecr_dkr", "sts", "logs", "secrets_manager", "monitoring"}
 
 

@@ -159,7 +159,7 @@ def test_secrets_policy_names_the_reader_role():
 
     res = run_component(program)
     policies = _by_type(res, "aws:secretsmanager/secretPolicy:SecretPolicy")
-    assert len(policies) == 3
+    assert len(policies) == 4
     for p in policies:
         assert p["inputs"]["blockPublicPolicy"] is True
         deny, allow = json.loads(p["inputs"]["policy"])["Statement"]
@@ -167,7 +167,9 @@ def test_secrets_policy_names_the_reader_role():
         assert allow["Principal"] == {"AWS": [READER]}
         assert deny["Resource"] == allow["Resource"] == p["inputs"]["secretArn"]
     passwords = {r["name"]: r["inputs"] for r in _by_type(res, "random:index/randomPassword:RandomPassword")}
-    assert set(passwords) == {"sec-api-key-acme-value", "sec-api-key-globex-value", "sec-hmac-signing-key-value", "sec-redis-auth-token-value"}
+    assert set(passwords) == {"sec-api-key-acme-value", "sec-api-key-globex-value", "sec-hmac-signing-key-value",
+                              "sec-redis-auth-token-value", "sec-admin-key-value"}
+    assert passwords["sec-admin-key-value"] == {"length": 48, "special": False}
     assert {s["inputs"]["recoveryWindowInDays"] for s in _by_type(res, "aws:secretsmanager/secret:Secret")} == {10}
 
 

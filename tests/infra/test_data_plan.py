@@ -235,12 +235,12 @@ def test_data_security_groups_have_no_inline_rules_and_no_open_cidr(plan):
 def test_secrets_are_generated_encrypted_and_readable_only_by_the_service(plan):
     exp, stack, out = EXPECTED[plan["stack"]], plan["stack"], plan["outputs"]
     secrets = {r["inputs"]["name"]: r["inputs"] for r in _of(plan, "aws:secretsmanager/secret:Secret", "secrets")}
-    names = {f"fraudstack-{stack}/{s}" for s in ("api-keys", "hmac-signing-key", "redis-auth-token")}
+    names = {f"fraudstack-{stack}/{s}" for s in ("api-keys", "hmac-signing-key", "redis-auth-token", "admin-key")}
     assert set(secrets) == names
     for inputs in secrets.values():
         assert (inputs["kmsKeyId"], inputs["recoveryWindowInDays"]) == (out["kmsKeyArns"]["secrets"], exp["recovery_window"])
     versions = _of(plan, "aws:secretsmanager/secretVersion:SecretVersion", "secrets")
-    assert len(versions) == 3 and all(v["inputs"]["secretString"] == SECRET_MARKER for v in versions)
+    assert len(versions) == 4 and all(v["inputs"]["secretString"] == SECRET_MARKER for v in versions)
     # The scoring service's IRSA role (components/scoring_app.py) is the only reader.
     service_role = out["appServiceAccountRoleArn"]
     assert service_role.startswith("arn:aws:iam::123456789012:role/app-irsa")
@@ -258,8 +258,13 @@ def test_secrets_are_generated_encrypted_and_readable_only_by_the_service(plan):
     assert all(i["special"] is False for i in passwords.values())  # URL-safe values
     assert {n: i["length"] for n, i in passwords.items()} == {
         "secrets-api-key-payment-gateway-value": 48, "secrets-hmac-signing-key-value": 64, "secrets-redis-auth-token-value": 64,
+        "secrets-admin-key-value": 48,
     }
-    assert set(out["secretArns"]) == {"api-keys", "hmac-signing-key", "redis-auth-token"}
+    assert set(out["secretArns"]) == {"api-keys", "hmac-signing-key", "redis-auth-token", "admin-key"}
+    # The admin key is encrypted with the same key and described for the operator who reads it.
+    admin = secrets[f"fraudstack-{stack}/admin-key"]
+    assert admin["description"] == "Admin key (X-Admin-Key) of the scoring service's /admin routes; the service keeps its SHA-256"
+    assert admin["tags"]["Name"] == f"fraudstack-{stack}/admin-key"
 
 
 SECRETISH = re.compile(r"(password|token|secretstring|secret_string)$", re.I)
@@ -320,7 +325,8 @@ def test_data_tier_passes_the_policy_pack(plan):
                   # The alarms watching the database and the cache belong to the cluster
                   # issue's components/alarms.py, which is wired next to these components.
                   and v["policy"] != "data-tier-alarms"]
-    rotation = [("secret-rotation", "advisory", f"secrets-{s}") for s in ("api-keys", "hmac-signing-key", "redis-auth-token")]
+    rotation = [("secret-rotation", "advisory", f"secrets-{s}")
+                for s in ("api-keys", "hmac-signing-key", "redis-auth-token", "admin-key")]
     expected = {
         # Staging runs a Single-AZ database and a single cache node on purpose: advisory there.
         "staging": [("cache-multi-az", "advisory", "cache-replication-group")] * 3
@@ -335,7 +341,7 @@ def test_reader_roles_from_config_may_read_the_secrets():
     reader = "arn:aws:iam::123456789012:role/break-glass"
     plan = run_program("staging", {"fraudstack:secrets": {"readerRoleArns": [reader]}})
     policies = _of(plan, "aws:secretsmanager/secretPolicy:SecretPolicy", "secrets")
-    assert len(policies) == 3
+    assert len(policies) == 4
     readers = sorted([reader, plan["outputs"]["appServiceAccountRoleArn"]])
     for p in policies:
         deny, allow = json.loads(p["inputs"]["policy"])["Statement"]

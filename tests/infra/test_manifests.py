@@ -48,13 +48,21 @@ def test_preview_writes_every_object_and_the_pack_passes(stack):
     objects = [yaml.safe_load(f.read_text()) for f in sorted(directory.glob("*.yaml"))]
     declared = [r for r in plan["resources"]
                 if r["type"].startswith("kubernetes:") and not r["type"].startswith("kubernetes:helm.sh/")]
-    assert len(objects) == len(declared) == 13
+    # The service's 13 objects and the monitoring namespace's 6 (namespace, quota, limits,
+    # three NetworkPolicies); the charts' own objects are not in the plan.
+    assert len(objects) == len(declared) == 13 + 6
     assert {o["kind"] for o in objects} == KINDS
     assert sorted(f.name for f in directory.glob("networkpolicy-*.yaml")) == [
         "networkpolicy-fraudstack-allow-egress.yaml", "networkpolicy-fraudstack-allow-ingress-from-alb.yaml",
-        "networkpolicy-fraudstack-default-deny.yaml"]
+        "networkpolicy-fraudstack-default-deny.yaml", "networkpolicy-monitoring-allow-prometheus-adapter.yaml",
+        "networkpolicy-monitoring-allow-prometheus.yaml", "networkpolicy-monitoring-default-deny.yaml"]
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace") == ["fraudstack", "monitoring"]
+    in_monitoring = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects
+                           if o["kind"] != "Namespace" and o["metadata"]["namespace"] == "monitoring")
+    assert in_monitoring == ["LimitRange/limits", "NetworkPolicy/allow-prometheus", "NetworkPolicy/allow-prometheus-adapter",
+                             "NetworkPolicy/default-deny", "ResourceQuota/quota"]
     for obj in objects:
-        assert obj["kind"] == "Namespace" or obj["metadata"]["namespace"] == "fraudstack", obj["metadata"]
+        assert obj["kind"] == "Namespace" or obj["metadata"]["namespace"] in ("fraudstack", "monitoring"), obj["metadata"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -110,14 +118,14 @@ def test_checkov_reports_no_failed_check(stack):
 def test_gpu_variant_passes_the_pack_kubernetes_validate_and_checkov(tmp_path):
     from policies.engine import evaluate
     from tests.infra.scoring_app_helpers import plan
-    from tests.infra.test_scoring_app import GPU
+    from tests.infra.test_scoring_app import _gpu_plan
     from tools.preview import policy_config, write_manifests
 
-    p = plan("production", {"fraudstack:app": GPU["app"]})
+    p = _gpu_plan("production")
     violations = evaluate(p["resources"], policy_config("production", None, ROOT), project=p["project"], stack="production")
     assert [v for v in violations if v["enforcement"] == "mandatory"] == []
     files = write_manifests(p["resources"], tmp_path)
-    assert len(files) == 13
+    assert len(files) == 13 + 6
     validate = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.34", "--quiet",
                                *map(str, files)], capture_output=True, text=True, timeout=60)
     assert validate.returncode == 0, validate.stdout

@@ -22,7 +22,7 @@ PER_STACK = {
         "private": ["10.20.0.0/19", "10.20.32.0/19"], "public": ["10.20.64.0/24", "10.20.65.0/24"],
         "isolated": ["10.20.66.0/24", "10.20.67.0/24"], "vpc": "10.20.0.0/16",
         "cert": "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-4000-8000-000000000002",
-        "log_days": 90, "pods": 4 + 1 + 1,
+        "log_days": 90, "pods": 4 + 1 + 1, "spool": f"{1024 - 256 - 256}Mi",
     },
     "production": {
         "cpu": "2", "memory": "2Gi", "storage": "2Gi", "min": 3, "max": 24, "cpu_target": 60, "rps": "2500",
@@ -32,7 +32,7 @@ PER_STACK = {
         "public": ["10.30.96.0/24", "10.30.97.0/24", "10.30.98.0/24"],
         "isolated": ["10.30.99.0/24", "10.30.100.0/24", "10.30.101.0/24"], "vpc": "10.30.0.0/16",
         "cert": "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-4000-8000-000000000001",
-        "log_days": 365, "pods": 24 + 6 + 1,
+        "log_days": 365, "pods": 24 + 6 + 1, "spool": f"{2048 - 256 - 256}Mi",
     },
 }
 SELECTOR = {"app.kubernetes.io/name": "scoring-api", "app.kubernetes.io/component": "api"}
@@ -46,7 +46,18 @@ POD_SC = {
     "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
     "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"},
 }
+#: The GPU build of each stack (app/Dockerfile target runtime-gpu): a tag in staging, a digest in production.
+GPU_IMAGES = {"staging": "2026.11.0-gpu", "production": "sha256:" + "9a" * 32}
 GPU = {"app": {"gpu": True, "maxReplicas": 4}}
+
+
+def _gpu_plan(stack):
+    overrides = {"fraudstack:app": {**GPU["app"], "gpuImage": GPU_IMAGES[stack]}}
+    if stack == "staging":
+        # Staging's GPU group stops at one node; two GPU replicas (the HPA minimum) need two.
+        overrides["fraudstack:app"]["maxReplicas"] = 2
+        overrides["fraudstack:cluster"] = {"gpuNodes": {"maxSize": 2}}
+    return plan(stack, overrides)
 
 
 def _args(**changes):
@@ -55,7 +66,7 @@ def _args(**changes):
 
     values = dict(
         name_prefix="fraudstack-test", environment="staging", region="eu-west-1", account_id=ACCOUNT,
-        cluster_name="c", kubeconfig="{}", oidc_provider_arn="arn", oidc_issuer_url="https://issuer", vpc_id="vpc-1",
+        cluster_name="c", kubeconfig="{}", oidc_provider_arn="arn", oidc_issuer_url="https://issuer", kubernetes_service_cidr="172.20.0.0/16", vpc_id="vpc-1",
         vpc_cidr="10.0.0.0/16", public_subnet_cidrs=("10.0.96.0/24",), private_subnet_cidrs=("10.0.0.0/19",),
         isolated_subnet_cidrs=("10.0.99.0/24",), public_subnet_ids=[], private_subnet_ids=[], repository_url="repo",
         image="1.0.0", database_address="db", database_port=5432, database_name="fraudstack", database_username="u",
@@ -112,8 +123,9 @@ def test_deployment_security_probes_resources_and_spread(stack):
     assert spec["terminationGracePeriodSeconds"] == 60
     assert spec["nodeSelector"] == {"fraudstack.io/node-pool": "cpu"}
     assert "tolerations" not in spec
+    # The audit spool gets the container's ephemeral storage less /tmp and 256Mi for logs.
     assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-                               {"name": "data", "emptyDir": {"sizeLimit": "512Mi"}}]
+                               {"name": "data", "emptyDir": {"sizeLimit": exp["spool"]}}]
     assert spec["topologySpreadConstraints"] == [
         {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "DoNotSchedule",
          "labelSelector": {"matchLabels": SELECTOR}, "matchLabelKeys": ["pod-template-hash"]}
@@ -157,6 +169,7 @@ def test_environment_comes_from_the_data_tier_outputs_and_holds_no_credential(st
         "FRAUDSTACK_REDIS_URL": f"rediss://{out['cachePrimaryEndpoint']}:6379/0",
         "FRAUDSTACK_REDIS_AUTH_SECRET_ID": out["secretArns"]["redis-auth-token"],
         "FRAUDSTACK_HMAC_SECRET_ID": out["secretArns"]["hmac-signing-key"],
+        "FRAUDSTACK_ADMIN_KEY_SECRET_ID": out["secretArns"]["admin-key"],
         "FRAUDSTACK_DATA_DIR": "/var/lib/fraudstack",
         "FRAUDSTACK_BEDROCK_REGION": "eu-west-1",
         "FRAUDSTACK_BEDROCK_MODEL_ID": "eu.anthropic.claude-3-haiku-20240307-v1:0",
@@ -198,7 +211,7 @@ def test_unsigned_requests_leave_the_hmac_key_out():
     from components.scoring_app_specs import environment
 
     args = _args(signed_requests=False)
-    secrets = {"api-keys": "arn:api", "redis-auth-token": "arn:redis", "hmac-signing-key": "arn:hmac"}
+    secrets = {"api-keys": "arn:api", "redis-auth-token": "arn:redis", "hmac-signing-key": "arn:hmac", "admin-key": "arn:admin"}
     names = [e["name"] for e in environment(args, "postgresql://u@db:5432/fraudstack", "rediss://cache:6379/0", secrets, "arn:db")]
     assert "FRAUDSTACK_HMAC_SECRET_ID" not in names and "FRAUDSTACK_REDIS_AUTH_SECRET_ID" in names
 
@@ -322,6 +335,12 @@ def test_ingress_annotations(stack):
             f"cost-center=fraud-platform,data-classification={'restricted' if stack == 'production' else 'confidential'},"
             f"environment={stack},owner=fraud-platform-team,pci-scope=in-scope,service=fraudstack"
         ),
+        # The admin routes are answered by the ALB itself: the service's 404 body.
+        a + "actions.block-admin": (
+            '{"type":"fixed-response","fixedResponseConfig":{"contentType":"application/json","statusCode":"404",'
+            '"messageBody":"{\\"error\\":{\\"code\\":\\"not_found\\",\\"message\\":\\"not found\\",'
+            '\\"field\\":\\"path\\"}}"}}'
+        ),
     }
     if stack == "production":
         expected[a + "wafv2-acl-arn"] = out["wafWebAclArn"]
@@ -330,8 +349,16 @@ def test_ingress_annotations(stack):
         expected[a + "inbound-cidrs"] = exp["vpc"]
         assert out["wafWebAclArn"] is None
     assert ing["metadata"]["annotations"] == expected
-    rule = {"http": {"paths": [{"path": "/", "pathType": "Prefix",
-                                "backend": {"service": {"name": "scoring-api", "port": {"name": "http"}}}}]}}
+    assert json.loads(json.loads(expected[a + "actions.block-admin"])["fixedResponseConfig"]["messageBody"]) == {
+        "error": {"code": "not_found", "message": "not found", "field": "path"}}
+    # /admin ahead of "/" in manifest order and in the controller's (Prefix, longest first):
+    # otherwise "/" forwards the admin routes to the service.
+    rule = {"http": {"paths": [
+        {"path": "/admin", "pathType": "Prefix",
+         "backend": {"service": {"name": "block-admin", "port": {"name": "use-annotation"}}}},
+        {"path": "/", "pathType": "Prefix",
+         "backend": {"service": {"name": "scoring-api", "port": {"name": "http"}}}},
+    ]}}
     if stack == "production":
         rule["host"] = "score.fraudstack.example.com"
         assert ing["spec"] == {"ingressClassName": "alb", "rules": [rule], "tls": [{"hosts": ["score.fraudstack.example.com"]}]}
@@ -441,15 +468,46 @@ def test_internet_facing_alb_gets_a_waf_acl_with_managed_rules_rate_limit_and_re
 
 
 def test_gpu_variant_tolerates_the_taint_selects_gpu_nodes_and_takes_one_gpu():
-    p = plan("production", {"fraudstack:app": GPU["app"]})
+    p = _gpu_plan("production")
     spec = pod(p)
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
     assert spec["nodeSelector"] == {"fraudstack.io/node-pool": "gpu"}
     amounts = {"cpu": "2", "memory": "2Gi", "ephemeral-storage": "2Gi", "nvidia.com/gpu": "1"}
     assert spec["containers"][0]["resources"] == {"requests": amounts, "limits": amounts}
-    assert pod(p, "app-migrate")["tolerations"] == spec["tolerations"]
     assert inputs(p, "app-hpa")["spec"]["maxReplicas"] == 4
-    assert inputs(p, "app-quota")["spec"]["hard"]["requests.nvidia.com/gpu"] == str(4 + 1 + 1)
+    # Four replicas and a surge of one hold GPUs; the migration Job holds none.
+    assert inputs(p, "app-quota")["spec"]["hard"]["requests.nvidia.com/gpu"] == str(4 + 1)
+    assert inputs(p, "app-quota")["spec"]["hard"]["pods"] == str(4 + 1 + 1)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gpu_deployment_runs_the_gpu_image_and_the_job_the_cpu_image_on_a_cpu_node(stack):
+    p, exp = _gpu_plan(stack), PER_STACK[stack]
+    repo = p["outputs"]["repositoryUrl"]
+    gpu_ref = f"{repo}@{GPU_IMAGES[stack]}" if stack == "production" else f"{repo}:{GPU_IMAGES[stack]}"
+    (scoring,) = pod(p)["containers"]
+    assert scoring["image"] == gpu_ref == p["outputs"]["appImage"]
+    job = pod(p, "app-migrate")
+    (migrate,) = job["containers"]
+    assert migrate["image"] == repo + exp["image_suffix"]
+    assert job["nodeSelector"] == {"fraudstack.io/node-pool": "cpu"} and "tolerations" not in job
+    cpu_amounts = {"cpu": exp["cpu"], "memory": exp["memory"], "ephemeral-storage": exp["storage"]}
+    assert migrate["resources"] == {"requests": cpu_amounts, "limits": cpu_amounts}
+    # The migrations belong to the release (the CPU image's tag or digest), not to the GPU build.
+    suffix = "3f1c0d2e4b5a" if stack == "production" else "2026-11-0"
+    assert inputs(p, "app-migrate")["metadata"]["name"] == f"scoring-api-migrate-{suffix}"
+    # checkov's digest check is suppressed exactly where an object runs a tag.
+    skip = {"checkov.io/skip1": "CKV_K8S_43=pinned by an immutable tag: the ECR repository refuses to overwrite "
+                                "tags (imageTagMutability IMMUTABLE)"}
+    for workload in ("app-deployment", "app-migrate"):
+        annotations = inputs(p, workload)["metadata"].get("annotations")
+        assert annotations == (None if stack == "production" else skip), workload
+
+
+def test_without_gpu_the_gpu_image_is_not_deployed():
+    p = plan("staging", {"fraudstack:app": {"gpuImage": GPU_IMAGES["staging"]}})
+    assert pod(p)["containers"][0]["image"].endswith(":2026.11.0")
+    assert "tolerations" not in pod(p)
 
 
 def test_every_app_resource_is_a_child_of_the_component():
@@ -469,6 +527,41 @@ def test_image_reference_by_digest_or_tag():
     assert image_ref(repo, "2026.11.0") == f"{repo}:2026.11.0"
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_grace_period_covers_the_pre_stop_pause_the_drain_and_the_audit_flush(stack, tmp_path):
+    """A deleted pod pauses 10 s (the ALB deregisters it), then SIGTERM: uvicorn finishes
+    in-flight requests (up to 30 s), the lifespan shutdown flushes the audit queue (one
+    batch may wait 10 s for the database before it is spooled); 10 s margin, then SIGKILL."""
+    from app.__main__ import GRACEFUL_SHUTDOWN_SECONDS
+    from app.audit import WRITE_TIMEOUT_SECONDS, AuditWriter, Spool
+    from components.scoring_app_specs import AUDIT_FLUSH_SECONDS, IN_FLIGHT_SECONDS
+
+    spec = pod(plan(stack))
+    (c,) = spec["containers"]
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+    assert spec["terminationGracePeriodSeconds"] == 60 == 10 + 30 + 10 + 10
+    # The budget's parts are the service's own timeouts.
+    assert IN_FLIGHT_SECONDS == GRACEFUL_SHUTDOWN_SECONDS == 30
+    assert AUDIT_FLUSH_SECONDS == WRITE_TIMEOUT_SECONDS == 10
+    assert AuditWriter(None, Spool(tmp_path)).write_timeout == WRITE_TIMEOUT_SECONDS
+    # Connections the ALB drains after deregistration end within the grace period.
+    deregistration = inputs(plan(stack), "app-ingress")["metadata"]["annotations"][
+        "alb.ingress.kubernetes.io/target-group-attributes"]
+    assert deregistration == "deregistration_delay.timeout_seconds=30"
+    assert 10 + 30 <= spec["terminationGracePeriodSeconds"]
+
+
+def test_the_spool_gets_the_ephemeral_storage_left_after_tmp_and_logs():
+    from components.scoring_app import Resources
+    from components.scoring_app_specs import spool_size_mib
+
+    assert spool_size_mib(Resources("1", "1Gi", "1Gi")) == 512
+    assert spool_size_mib(Resources("2", "2Gi", "2Gi")) == 1536
+    assert spool_size_mib(Resources("1", "1Gi", "768Mi")) == 256
+    p = plan("staging", {"fraudstack:app": {"resources": {"ephemeralStorage": "4Gi"}}})
+    assert pod(p)["volumes"][1] == {"name": "data", "emptyDir": {"sizeLimit": "3584Mi"}}
+
+
 BAD_APP = [
     ({"image": "latest"}, "fraudstack:app.image: 'latest' is a moving tag; use a release tag or a digest"),
     ({"image": "sha256:abc"}, "fraudstack:app.image: 'sha256:abc' is not a digest sha256:<64 lowercase hex>"),
@@ -485,7 +578,16 @@ BAD_APP = [
     ({"namespace": "kube-system"}, "fraudstack:app.namespace: 'kube-system' is reserved; the service gets its own namespace"),
     ({"resources": {"cpu": "50m"}}, "fraudstack:app.resources.cpu: '50m' is not a CPU quantity of at least 100m (e.g. 500m, 1, 2)"),
     ({"resources": {"memory": "2G"}}, "fraudstack:app.resources.memory: '2G' is not a quantity of at least 256Mi in Mi or Gi (e.g. 512Mi, 2Gi)"),
-    ({"gpu": True}, "fraudstack:app.maxReplicas: with gpu each replica takes a GPU node, and cluster.gpuNodes.maxSize is 4; lower maxReplicas to 4 or grow the GPU group"),
+    ({"gpu": True, "gpuImage": "2026.11.0-gpu"},
+     "fraudstack:app.maxReplicas: with gpu each replica takes a GPU node, and cluster.gpuNodes.maxSize is 4; lower maxReplicas to 4 or grow the GPU group"),
+    ({"gpu": True, "maxReplicas": 4}, "fraudstack:app.gpuImage: is required with app.gpu: the tag or digest of the GPU image "
+                                      "(docker build --target runtime-gpu) in the stack's ECR repository"),
+    ({"gpu": True, "maxReplicas": 4, "gpuImage": "sha256:3f1c0d2e4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"},
+     "fraudstack:app.gpuImage: 'sha256:3f1c0d2e4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0' is app.image, "
+     "the CPU build; the GPU Deployment needs the runtime-gpu build"),
+    ({"gpuImage": "latest"}, "fraudstack:app.gpuImage: 'latest' is a moving tag; use a release tag or a digest"),
+    ({"resources": {"ephemeralStorage": "512Mi"}},
+     "fraudstack:app.resources.ephemeralStorage: 512Mi leaves no room for the audit spool: at least 768Mi (256Mi /tmp, 256Mi logs, the rest the spool)"),
     ({"accessLogRetentionDays": 90}, "fraudstack:app.accessLogRetentionDays: production keeps load balancer logs at least 365 days, got 90"),
     ({"metricsScrapers": ["Monitoring"]}, "fraudstack:app.metricsScrapers: 'Monitoring' is not a namespace name"),
     ({"replicas": 3}, "fraudstack:app.replicas: unknown key (check the spelling; keys are camelCase)"),

@@ -100,6 +100,60 @@ def test_cuda_failure_falls_back_to_the_cpu(model_dir, monkeypatch, caplog):
     assert "CUDA execution provider unavailable (libcudart.so.12" in caplog.text
 
 
+def test_cuda_libraries_are_preloaded_once_before_the_cuda_session(model_dir, monkeypatch, caplog):
+    """The GPU image's CUDA/cuDNN come as wheels in site-packages: load them before asking for CUDA."""
+    real = ort.InferenceSession
+    events = []
+
+    def preload():
+        events.append("preload")
+        print("Failed to load libcudnn.so.9: not found")  # ORT reports by print
+
+    def session(path, sess_options=None, providers=None):
+        events.append(list(providers))
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    model_module.preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(model_module.ort, "preload_dlls", preload, raising=False)
+    monkeypatch.setattr(model_module.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(model_module.ort, "InferenceSession", session)
+    try:
+        with caplog.at_level("WARNING", logger="fraudstack.model"):
+            ScoringModel(model_dir).load()
+            ScoringModel(model_dir).load()
+    finally:
+        model_module.preload_cuda_libraries.cache_clear()
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert events == ["preload", both, both]
+    assert "CUDA library preload: Failed to load libcudnn.so.9: not found" in caplog.text
+
+
+def test_a_failing_preload_is_logged_and_the_session_still_tries(model_dir, monkeypatch, caplog):
+    def preload():
+        raise RuntimeError("Invalid parameter of directory=None. The directory does not exist!")
+
+    model_module.preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(model_module.ort, "preload_dlls", preload, raising=False)
+    monkeypatch.setattr(model_module.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    try:
+        with caplog.at_level("WARNING", logger="fraudstack.model"):
+            m = ScoringModel(model_dir)
+            m.load()
+    finally:
+        model_module.preload_cuda_libraries.cache_clear()
+    assert "CUDA libraries not preloaded (Invalid parameter of directory=None" in caplog.text
+    assert m.provider == "CPUExecutionProvider"
+
+
+def test_a_cpu_build_never_preloads(model_dir, monkeypatch):
+    calls = []
+    model_module.preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(model_module.ort, "preload_dlls", lambda: calls.append(1), raising=False)
+    monkeypatch.setattr(model_module.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    ScoringModel(model_dir).load()
+    assert calls == []
+
+
 # --------------------------------------------------------------------------- credentials
 
 def _secrets_client(values: dict[str, str]):
@@ -170,3 +224,67 @@ def test_no_secret_ids_means_no_aws_call():
             raise AssertionError("no AWS call expected")
 
     assert resolve({"FRAUDSTACK_DATABASE_URL": "postgresql://u@db/x"}, NoCalls()) == {}
+
+
+def test_the_admin_key_secret_becomes_the_hash_the_admin_route_checks(monkeypatch):
+    """The operators' admin key is read through the role at start-up; the service keeps
+    only its SHA-256 (FRAUDSTACK_ADMIN_KEY_HASH), never the key."""
+    from app.credentials import apply
+    from app.lifecycle import check_admin_key, hash_key, load_lifecycle_settings
+
+    key = "admin-test-key-not-a-secret-0123456789abcdef"
+    mock, client, arns = _secrets_client({"admin": key + "\n"})
+    try:
+        environ = {"FRAUDSTACK_ADMIN_KEY_SECRET_ID": arns["admin"]}
+        assert apply(environ, client) == ["FRAUDSTACK_ADMIN_KEY_HASH"]
+        assert environ == {"FRAUDSTACK_ADMIN_KEY_SECRET_ID": arns["admin"],
+                           "FRAUDSTACK_ADMIN_KEY_HASH": hash_key(key)}
+        assert key not in environ.values()
+        # What the lifecycle settings load from the environment, and what the admin route then accepts.
+        monkeypatch.setenv("FRAUDSTACK_ADMIN_KEY_HASH", environ["FRAUDSTACK_ADMIN_KEY_HASH"])
+        settings = load_lifecycle_settings()
+        assert settings.admin_key_hash == hash_key(key)
+        check_admin_key(settings.admin_key_hash, key)
+        with pytest.raises(Exception) as err:
+            check_admin_key(settings.admin_key_hash, "another-key-not-a-secret")
+        assert getattr(err.value, "status", None) == 401
+        # An explicit hash wins and nothing is read.
+        explicit = {"FRAUDSTACK_ADMIN_KEY_SECRET_ID": arns["admin"], "FRAUDSTACK_ADMIN_KEY_HASH": "0" * 64}
+        assert apply(explicit, client) == [] and explicit["FRAUDSTACK_ADMIN_KEY_HASH"] == "0" * 64
+    finally:
+        mock.stop()
+
+
+def test_an_empty_admin_key_secret_stops_the_start():
+    from app.credentials import CredentialsError, apply
+
+    mock, client, arns = _secrets_client({"admin": "  \n"})
+    try:
+        with pytest.raises(CredentialsError) as err:
+            apply({"FRAUDSTACK_ADMIN_KEY_SECRET_ID": arns["admin"]}, client)
+        assert str(err.value) == "FRAUDSTACK_ADMIN_KEY_SECRET_ID: the secret is empty"
+    finally:
+        mock.stop()
+
+
+def test_a_spooled_decision_takes_about_1_6_kb(tmp_path):
+    """What docs/deploy-service.md's spool capacities are computed from: one decision of a
+    58-feature model as the service spools it (app/service.py ``_audit``), in a 500-record batch."""
+    import random
+
+    from app.audit import Spool
+    from app.features import FEATURE_NAMES
+
+    rng = random.Random(8)
+    records = [{
+        "transaction_id": f"txn-{i:012d}", "request_hash": f"{i:064x}", "received_at": "2026-11-22T10:00:00.123456+00:00",
+        "api_key_id": "payment-gateway", "model_version": "20261122032244-fe4fea2a", "score": round(rng.random(), 6),
+        "risk_score": rng.randrange(1000), "decision": "approve", "degraded": False,
+        "reasons": [{"feature": FEATURE_NAMES[j], "value": round(rng.random() * 100, 4), "impact": round(rng.random() / 100, 6)}
+                    for j in range(3)],
+        "features": [rng.random() * 1000 for _ in FEATURE_NAMES], "latency_ms": 4.032,
+    } for i in range(500)]
+    path = Spool(tmp_path).append(records, [])
+    per_record = path.stat().st_size / len(records)
+    assert len(FEATURE_NAMES) == 58
+    assert 1500 <= per_record <= 1700, per_record

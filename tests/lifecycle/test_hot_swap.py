@@ -169,6 +169,23 @@ def test_admin_route_needs_its_own_key(make_app: Any, headers: dict[str, str], e
     assert ready.json()["model"]["version"] == "v1"
 
 
+@pytest.mark.parametrize("path", ["/%61dmin/model/reload", "/admin%2Fmodel/reload", "/admin/model/re%6Coad"])
+def test_admin_route_answers_only_its_literal_path(make_app: Any, path: str) -> None:
+    # The ALB's /admin rule may not decode percent-escapes, uvicorn does: an encoded
+    # spelling must get the 404 of an unknown route, even with the right key.
+    app = make_app()
+
+    async def body(client: httpx.AsyncClient) -> Any:
+        raw = httpx.URL("http://test").copy_with(raw_path=path.encode())
+        return (await client.post(raw, json={"version": "v2"}, headers=ADMIN),
+                await client.post("/admin/model/reload", json={"version": "v2"}, headers=ADMIN))
+
+    refused, literal = asyncio.run(_with_client(app, body))
+    assert refused.status_code == 404, refused.text
+    assert refused.json() == {"error": {"code": "not_found", "message": f"POST {path}: Not Found", "field": "path"}}
+    assert literal.status_code == 200 and literal.json()["version"] == "v2"
+
+
 def test_bad_reload_body_names_the_field(make_app: Any) -> None:
     app = make_app()
 

@@ -205,7 +205,8 @@ def test_model_alarms_exact_inputs() -> None:
         assert a["alarmDescription"].endswith(f"Runbook: docs/runbooks.md#{name.removeprefix('alarms-')}")
     platform = {r["name"]: r["inputs"] for r in records
                 if r["type"] == "aws:cloudwatch/metricAlarm:MetricAlarm" and not r["name"].startswith("alarms-model-")}
-    assert {a["evaluationPeriods"] for a in platform.values()} == {5}
+    # The audit backlog alarm alone has its own window (3 periods of 60 s).
+    assert {a["evaluationPeriods"] for n, a in platform.items() if n != "alarms-service-audit-backlog"} == {5}
     assert not [r for r in _alarm_records(None) if r["name"].startswith("alarms-model-")]
 
 

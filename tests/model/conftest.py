@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import numpy as np
@@ -75,3 +76,14 @@ def _one_openmp_thread():
 
     with threadpool_limits(1):
         yield
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """The demo model, built once for this area's tests: (directory, seconds the build took)."""
+    from app.training.demo import build_demo_model
+
+    out = tmp_path_factory.mktemp("demo")
+    started = time.perf_counter()
+    build_demo_model(out)
+    return out, time.perf_counter() - started

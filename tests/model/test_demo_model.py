@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 
 import numpy as np
 import onnxruntime as ort
@@ -12,16 +11,7 @@ import pytest
 
 from app.features import FEATURE_NAMES, vectorize
 from app.risk import risk_score
-from app.training.demo import build_demo_model
 from app.training.simulate import SCENARIOS
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    started = time.perf_counter()
-    build_demo_model(out)
-    return out, time.perf_counter() - started
 
 
 def test_demo_model_directory(demo_dir):

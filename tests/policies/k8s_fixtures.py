@@ -131,7 +131,19 @@ def alb_annotations() -> dict:
                                          "routing.http.desync_mitigation_mode=strictest,"
                                          "access_logs.s3.enabled=true,access_logs.s3.bucket=scoring-alb-logs"),
         p + "healthcheck-path": "/health/ready",
+        p + "actions.block-admin": json.dumps(BLOCK_ADMIN),
     }
+
+
+#: The ALB action answering the service's admin routes (k8s-ingress-admin-blocked).
+BLOCK_ADMIN = {"type": "fixed-response", "fixedResponseConfig": {
+    "contentType": "application/json", "statusCode": "404", "messageBody": "{}"}}
+
+
+def admin_path(prefix: str = "/admin", path_type: str = "Prefix", action: str = "block-admin") -> dict:
+    """An Ingress path sending ``prefix`` to an ALB action (port ``use-annotation``)."""
+    return {"path": prefix, "pathType": path_type,
+            "backend": {"service": {"name": action, "port": {"name": "use-annotation"}}}}
 
 
 def _spread() -> list[dict]:
@@ -204,7 +216,7 @@ def hardened() -> dict[str, dict]:
                        {"to": vpc, "ports": [{"port": 443.0, "protocol": "TCP"}]}]}),
         k8s(INGRESS, "scoring-ingress", metadata=meta("scoring", annotations=alb_annotations()), spec={
             "ingressClassName": "alb",
-            "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+            "rules": [{"http": {"paths": [admin_path(), {"path": "/", "pathType": "Prefix", "backend": {
                 "service": {"name": "scoring", "port": {"number": 80.0}}}}]}}]}),
         res(HELM, "lb-controller", parent="cluster", chart="aws-load-balancer-controller", namespace="kube-system",
             version="1.14.0", repositoryOpts={"repo": "https://aws.github.io/eks-charts"},
@@ -235,6 +247,11 @@ def app(stack: dict[str, dict], name: str = "scoring") -> dict:
 
 def annotations(stack: dict[str, dict]) -> dict:
     return stack["scoring-ingress"]["inputs"]["metadata"]["annotations"]
+
+
+def ingress_paths(stack: dict[str, dict]) -> list:
+    """The hardened Ingress's paths: the admin block, then ``/`` to the service."""
+    return stack["scoring-ingress"]["inputs"]["spec"]["rules"][0]["http"]["paths"]
 
 
 def copy_of(stack: dict[str, dict]) -> dict[str, dict]:

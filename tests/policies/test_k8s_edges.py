@@ -181,6 +181,10 @@ def test_ingress_of_another_class_is_not_judged_as_an_alb():
     s["scoring-ingress"]["inputs"]["metadata"]["annotations"] = {}
     assert "k8s-alb-https-listener" in policies(run(s))
     s["scoring-ingress"]["inputs"]["spec"]["ingressClassName"] = "nginx"
+    # ALB actions mean nothing to another controller: there the block path names a missing Service.
+    assert [(v["policy"], v["message"]) for v in run(s)] == [("k8s-ingress-backend-exists", (
+        "Ingress scoring/scoring routes to Service 'block-admin', which the stack does not declare"))]
+    fx.ingress_paths(s).pop(0)
     assert run(s) == []
 
 
@@ -199,6 +203,129 @@ def test_internet_facing_alb_with_waf_is_advisory_only():
     s = fx.hardened()
     fx.annotations(s).update({A + "scheme": "internet-facing", A + "wafv2-acl-arn": fx.WAF})
     assert [(v["policy"], v["enforcement"]) for v in run(s)] == [("k8s-alb-internal-scheme", "advisory")]
+
+
+ADMIN_RULE = "k8s-ingress-admin-blocked"
+
+
+def _admin_findings(s, config=None):
+    return [(v["policy"], v["message"]) for v in run(s, config) if v["policy"] == ADMIN_RULE]
+
+
+def _root(name="scoring"):
+    return {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": name, "port": {"number": 80.0}}}}
+
+
+FIX = ("put a Prefix path /admin before it in the same rule, backend {service: {name: <action>, port: {name: "
+       "use-annotation}}}, and annotation alb.ingress.kubernetes.io/actions.<action> of type fixed-response")
+
+
+def test_admin_block_message_names_the_forwarding_path_and_the_order():
+    s = fx.hardened()
+    fx.ingress_paths(s).pop(0)
+    assert _admin_findings(s) == [(ADMIN_RULE, (
+        f"path / (Prefix) forwards /admin to 'scoring' with no earlier rule answering /admin with a 4xx: {FIX}"))]
+    # "/" before "/admin": controllers since v2.4.3 sort the longer Prefix first, older ones do not.
+    s = fx.hardened()
+    fx.ingress_paths(s).reverse()
+    assert _admin_findings(s) == [(ADMIN_RULE, (
+        "path / (Prefix) forwards /admin to 'scoring' with no earlier rule answering /admin with a 4xx in manifest "
+        f"order (controllers before v2.4.3): {FIX}"))]
+
+
+@pytest.mark.parametrize("paths, where", [
+    # ImplementationSpecific paths come after every Prefix path since v2.4.3: "/" wins.
+    ([fx.admin_path("/admin*", "ImplementationSpecific"), _root()], "path / (Prefix)"),
+    # Exact paths come first since v2.4.3, ahead of the Prefix /admin block.
+    ([fx.admin_path(), {"path": "/admin/model/reload", "pathType": "Exact",
+                        "backend": {"service": {"name": "scoring", "port": {"number": 80.0}}}}],
+     "path /admin/model/reload (Exact)"),
+], ids=["wildcard-block", "exact-admin-route"])
+def test_admin_block_that_only_the_manifest_order_keeps_first(paths, where):
+    s = fx.hardened()
+    fx.ingress_paths(s)[:] = paths
+    assert [m.split(" forwards ")[0] for _, m in _admin_findings(s)] == [where]
+    assert [m.split(" a 4xx ")[1].split(":")[0] for _, m in _admin_findings(s)] == [
+        "in the controller's order since v2.4.3 (Exact, then Prefix longest first, then ImplementationSpecific)"]
+
+
+@pytest.mark.parametrize("paths", [
+    # The controller turns Prefix /admin/ into /admin and /admin/*, as it does /admin.
+    [fx.admin_path("/admin/"), _root()],
+    # An ALB wildcard pattern covering the prefix, ahead of an ImplementationSpecific "/*".
+    [fx.admin_path("/admin*", "ImplementationSpecific"),
+     {"path": "/*", "pathType": "ImplementationSpecific",
+      "backend": {"service": {"name": "scoring", "port": {"number": 80.0}}}}],
+    # Only /v1 is published: nothing reaches /admin, nothing to block.
+    [{"path": "/v1", "pathType": "Prefix", "backend": {"service": {"name": "scoring", "port": {"number": 80.0}}}}],
+    # Prefix /administration is another segment than /admin.
+    [{"path": "/administration", "pathType": "Prefix",
+      "backend": {"service": {"name": "scoring", "port": {"number": 80.0}}}}],
+    # So is every match of /administration*.
+    [{"path": "/administration*", "pathType": "ImplementationSpecific",
+      "backend": {"service": {"name": "scoring", "port": {"number": 80.0}}}}],
+], ids=["trailing-slash", "wildcard", "v1-only", "other-segment", "other-segment-wildcard"])
+def test_admin_block_compliant_shapes(paths):
+    s = fx.hardened()
+    fx.ingress_paths(s)[:] = paths
+    assert _admin_findings(s) == []
+
+
+@pytest.mark.parametrize("paths, where", [
+    # A path under /admin reaches an admin route as surely as "/".
+    ([{"path": "/admin/model", "pathType": "Prefix",
+       "backend": {"service": {"name": "scoring", "port": {"number": 80.0}}}}], "path /admin/model (Prefix)"),
+    ([{"path": "/admin/model/reload", "pathType": "Exact",
+       "backend": {"service": {"name": "scoring", "port": {"number": 80.0}}}}], "path /admin/model/reload (Exact)"),
+    # A wildcard whose literal start is a prefix of /admin/.
+    ([{"path": "/adm*", "pathType": "ImplementationSpecific",
+       "backend": {"service": {"name": "scoring", "port": {"number": 80.0}}}}], "path /adm* (ImplementationSpecific)"),
+    # A wildcard under /admin/.
+    ([{"path": "/admin/*/reload", "pathType": "ImplementationSpecific",
+       "backend": {"service": {"name": "scoring", "port": {"number": 80.0}}}}],
+     "path /admin/*/reload (ImplementationSpecific)"),
+], ids=["prefix-under-admin", "exact-admin-route", "wildcard", "wildcard-under-admin"])
+def test_admin_block_violating_shapes(paths, where):
+    s = fx.hardened()
+    fx.ingress_paths(s)[:] = paths
+    assert [m.split(" forwards ")[0] for _, m in _admin_findings(s)] == [where]
+
+
+def test_admin_block_on_one_host_does_not_cover_a_rule_for_every_host():
+    s = fx.hardened()
+    spec = s["scoring-ingress"]["inputs"]["spec"]
+    spec["rules"] = [{"host": "score.example.com", "http": {"paths": [fx.admin_path(), _root()]}},
+                     {"http": {"paths": [_root()]}}]
+    assert [m.split(" forwards ")[0] for _, m in _admin_findings(s)] == ["path / (Prefix)"]
+    # A host-less block first covers every host's rules.
+    spec["rules"] = [{"http": {"paths": [fx.admin_path()]}},
+                     {"host": "score.example.com", "http": {"paths": [_root()]}}]
+    assert _admin_findings(s) == []
+
+
+def test_admin_block_default_backend():
+    s = fx.hardened()
+    spec = s["scoring-ingress"]["inputs"]["spec"]
+    spec["rules"] = [{"http": {"paths": [fx.admin_path()]}}]
+    spec["defaultBackend"] = {"service": {"name": "scoring", "port": {"number": 80.0}}}
+    assert _admin_findings(s) == []
+    del spec["rules"]
+    assert [m.split(" forwards ")[0] for _, m in _admin_findings(s)] == ["the default backend"]
+
+
+def test_admin_block_prefixes_come_from_the_policy_config():
+    s = fx.hardened()
+    config = {ADMIN_RULE: {"adminPathPrefixes": ["/admin", "/internal"]}}
+    assert [m.split(" with ")[0] for _, m in _admin_findings(s, config)] == ["path / (Prefix) forwards /internal to 'scoring'"]
+    fx.ingress_paths(s).insert(1, fx.admin_path("/internal"))
+    assert _admin_findings(s, config) == []
+
+
+def test_admin_block_is_not_judged_on_another_ingress_class():
+    s = fx.hardened()
+    fx.ingress_paths(s).pop(0)
+    s["scoring-ingress"]["inputs"]["spec"]["ingressClassName"] = "nginx"
+    assert _admin_findings(s) == []
 
 
 def test_trust_with_string_like_subject_is_rejected():
@@ -317,3 +444,111 @@ def test_unknown_role_arn_follows_the_plan_dependency_through_the_engine():
                       "['system:serviceaccount:batch:reporter']}")]
     s["scoring-sa"]["dependencies"] = ["scoring-ns", "scoring-irsa"]
     assert run(s, rules=rules) == []
+
+
+# --------------------------------------------------------------------------- Helm releases' pods
+
+MON = "monitoring"
+RESTRICTED = {f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "audit", "warn")}
+
+
+def _mon_meta(name):
+    return {"name": name, "namespace": MON, "labels": {"app.kubernetes.io/part-of": "fraudstack"}}
+
+
+def with_monitoring(s, *, guards=True, instance="prometheus"):
+    """The scoring stack plus a Prometheus release in its own guarded namespace, the way
+    components/scoring_app.py declares it; ``instance`` is what the policy selects."""
+    s["prom"] = fx.res(fx.HELM, "prom", parent="scoring-app", name="prometheus", chart="prometheus",
+                       namespace=MON, version="25.27.0", values={"server": {}})
+    s["prom-allow"] = fx.k8s(fx.NETWORK_POLICY, "prom-allow", metadata=_mon_meta("allow-prometheus"), spec={
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": instance}},
+        "policyTypes": ["Ingress", "Egress"],
+        "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": fx.NS}},
+                            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "scoring"}}}],
+                    "ports": [{"port": 8080.0, "protocol": "TCP"}]}]})
+    if guards:
+        s["mon-ns"] = fx.k8s(fx.NAMESPACE, "mon-ns", metadata={"name": MON, "labels": dict(RESTRICTED)})
+        s["mon-quota"] = fx.k8s(fx.QUOTA, "mon-quota", metadata=_mon_meta("quota"), spec={"hard": {"pods": "4"}})
+        s["mon-limits"] = fx.k8s(fx.LIMITS, "mon-limits", metadata=_mon_meta("limits"), spec={"limits": [
+            {"type": "Container", "default": {"cpu": "100m"}, "defaultRequest": {"cpu": "100m"}}]})
+        s["mon-deny"] = fx.k8s(fx.NETWORK_POLICY, "mon-deny", metadata=_mon_meta("default-deny"), spec={
+            "podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    return s
+
+
+def test_policies_selecting_a_releases_pods_by_helm_labels_select_pods():
+    # K42 sees the release's pods by app.kubernetes.io/instance and /name; the default deny
+    # ({} selects every pod) counts too; the scrape on 8080 goes to named pods (X18).
+    assert run(with_monitoring(fx.hardened())) == []
+
+
+def test_a_typo_in_the_release_name_selects_nothing():
+    found = run(with_monitoring(fx.hardened(), instance="promethues"))
+    assert [(v["policy"], v["name"]) for v in found] == [("k8s-networkpolicy-targets-pods", "prom-allow")]
+    assert found[0]["message"].startswith("NetworkPolicy monitoring/allow-prometheus selects no pod of the stack")
+
+
+def test_a_policy_naming_labels_the_pack_cannot_see_is_reported():
+    """Chart-specific labels (component: server) are invisible to the pack: select by
+    Helm's instance and name labels."""
+    s = with_monitoring(fx.hardened())
+    s["prom-allow"]["inputs"]["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] = "server"
+    assert [(v["policy"], v["name"]) for v in run(s)] == [("k8s-networkpolicy-targets-pods", "prom-allow")]
+
+
+def test_name_override_and_repository_prefixes_name_the_chart():
+    s = with_monitoring(fx.hardened())
+    s["prom"]["inputs"].update(chart="prometheus-community/prometheus")
+    assert run(s) == []
+    s["prom"]["inputs"]["values"]["nameOverride"] = "metrics"
+    assert policies(run(s)) == ["k8s-networkpolicy-targets-pods"]
+    s["prom-allow"]["inputs"]["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] = "metrics"
+    assert run(s) == []
+
+
+def test_an_auto_named_release_has_no_known_pods():
+    s = with_monitoring(fx.hardened())
+    del s["prom"]["inputs"]["name"]
+    # Its pods' instance label is only known once Pulumi has named it.
+    assert policies(run(s)) == ["k8s-networkpolicy-targets-pods"]
+
+
+def test_a_release_namespace_without_guards_is_a_namespace_in_use():
+    s = with_monitoring(fx.hardened(), guards=False)
+    found = run(s)
+    assert sorted((v["policy"], v["name"]) for v in found) == [
+        ("k8s-namespace-default-deny", "prom"), ("k8s-namespace-limit-range", "prom"),
+        ("k8s-namespace-resource-quota", "prom")]
+    by_policy = {v["policy"]: v["message"] for v in found}
+    assert by_policy["k8s-namespace-default-deny"] == (
+        "namespace monitoring has no default-deny NetworkPolicy for ingress and egress (podSelector {} with no rules)")
+    # kube-system stays the cluster's: the controller's release there needs none of it.
+    assert s["lb-controller"]["inputs"]["namespace"] == "kube-system"
+
+
+def test_other_ports_are_allowed_only_towards_named_pods():
+    s = with_monitoring(fx.hardened())
+    rule = s["prom-allow"]["inputs"]["spec"]["egress"][0]
+    for peer, allowed in [
+        ({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scoring"}}}, True),
+        ({"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["x"]}]}}, True),
+        ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": fx.NS}}}, False),  # any pod there
+        ({"podSelector": {}}, False),  # every pod of the namespace
+        ({"ipBlock": {"cidr": fx.VPC_CIDR}}, False),  # can leave the cluster
+    ]:
+        rule["to"] = [peer]
+        found = run(s)
+        assert (found == []) is allowed, (peer, found)
+        if not allowed:
+            assert [(v["policy"], v["message"]) for v in found] == [(
+                "k8s-networkpolicy-egress-allowlist",
+                "egress[0] allows 8080/TCP, not in the allow-list 443/TCP, 53/TCP, 53/UDP, 5432/TCP, 6379/TCP "
+                "(other ports only towards pods named by a podSelector)")]
+    # One peer that may leave the cluster spoils the rule.
+    rule["to"] = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scoring"}}}, {"ipBlock": {"cidr": fx.VPC_CIDR}}]
+    assert policies(run(s)) == ["k8s-networkpolicy-egress-allowlist"]
+    # A port range is never allowed, even towards pods.
+    rule["to"] = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scoring"}}}]
+    rule["ports"] = [{"port": 8080.0, "endPort": 8090.0, "protocol": "TCP"}]
+    assert policies(run(s)) == ["k8s-networkpolicy-egress-allowlist"]

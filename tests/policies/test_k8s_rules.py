@@ -3,6 +3,7 @@ each mutation of one property makes exactly the rule it targets fire (plus, wher
 the rules the same fact necessarily breaks too)."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -200,10 +201,14 @@ MUTATIONS = [
     Mutation("k8s-no-nodeport-service", "node-port", _set(_spec("scoring-svc"), "type", "NodePort"), ["scoring-svc"]),
     Mutation("k8s-no-external-ips", "external-ips", _set(_spec("scoring-svc"), "externalIPs", ["203.0.113.7"]),
              ["scoring-svc"]),
-    Mutation("k8s-ingress-backend-exists", "wrong-service", lambda s: s["scoring-ingress"]["inputs"]["spec"]["rules"][0][
-        "http"]["paths"][0]["backend"]["service"].update(name="scoring-v2"), ["scoring-ingress"]),
-    Mutation("k8s-ingress-backend-exists", "wrong-port", lambda s: s["scoring-ingress"]["inputs"]["spec"]["rules"][0][
-        "http"]["paths"][0]["backend"]["service"].update(port={"number": 8443.0}), ["scoring-ingress"]),
+    Mutation("k8s-ingress-backend-exists", "wrong-service", lambda s: fx.ingress_paths(s)[-1][
+        "backend"]["service"].update(name="scoring-v2"), ["scoring-ingress"]),
+    Mutation("k8s-ingress-backend-exists", "wrong-port", lambda s: fx.ingress_paths(s)[-1][
+        "backend"]["service"].update(port={"number": 8443.0}), ["scoring-ingress"]),
+    # An action path without its annotation is neither a Service nor an action; the admin
+    # routes it was meant to answer then fall through to "/".
+    Mutation("k8s-ingress-backend-exists", "action-without-annotation", lambda s: fx.annotations(s).pop(
+        A + "actions.block-admin"), ["scoring-ingress"], also=("k8s-ingress-admin-blocked",)),
     Mutation("k8s-stable-api-version", "v1beta1-ingress", lambda s: s["scoring-ingress"].update(
         type="kubernetes:networking.k8s.io/v1beta1:Ingress",
         inputs={**s["scoring-ingress"]["inputs"], "apiVersion": "networking.k8s.io/v1beta1"}), ["scoring-ingress"]),
@@ -287,6 +292,23 @@ MUTATIONS = [
     # Internet-facing is itself the advisory finding of k8s-alb-internal-scheme.
     Mutation("k8s-alb-waf-when-internet-facing", "no-waf", lambda s: fx.annotations(s).update(
         {A + "scheme": "internet-facing"}), ["scoring-ingress"], also=("k8s-alb-internal-scheme",)),
+    # Admin routes (X21)
+    Mutation("k8s-ingress-admin-blocked", "no-block", lambda s: fx.ingress_paths(s).pop(0), ["scoring-ingress"]),
+    Mutation("k8s-ingress-admin-blocked", "block-after-root", lambda s: fx.ingress_paths(s).reverse(),
+             ["scoring-ingress"]),
+    Mutation("k8s-ingress-admin-blocked", "answers-200", lambda s: fx.annotations(s).update(
+        {A + "actions.block-admin": json.dumps({**fx.BLOCK_ADMIN, "fixedResponseConfig": {
+            **fx.BLOCK_ADMIN["fixedResponseConfig"], "statusCode": "200"}})}), ["scoring-ingress"]),
+    Mutation("k8s-ingress-admin-blocked", "forward-action", lambda s: fx.annotations(s).update(
+        {A + "actions.block-admin": json.dumps({"type": "forward", "forwardConfig": {"targetGroups": [
+            {"serviceName": "scoring", "servicePort": "80"}]}})}), ["scoring-ingress"]),
+    # Exact /admin leaves /admin/model/reload to "/".
+    Mutation("k8s-ingress-admin-blocked", "exact-only", lambda s: fx.ingress_paths(s)[0].update(pathType="Exact"),
+             ["scoring-ingress"]),
+    # A condition makes the 404 apply to some requests only (here: one header value).
+    Mutation("k8s-ingress-admin-blocked", "narrowed", lambda s: fx.annotations(s).update(
+        {A + "conditions.block-admin": json.dumps([{"field": "http-header", "httpHeaderConfig": {
+            "httpHeaderName": "X-Block", "values": ["yes"]}}])}), ["scoring-ingress"]),
 ]
 
 

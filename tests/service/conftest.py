@@ -7,11 +7,8 @@ Tests that stop a server use private instances started here on free ports.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+
+from tools.localpg import PrivatePostgres
 
 RUN_ID = uuid.uuid4().hex[:10]
 SHARED_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -115,44 +114,6 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
-
-
-class PrivatePostgres:
-    """A PostgreSQL cluster of our own in a temp dir (initdb + pg_ctl as the postgres user)."""
-
-    def __init__(self) -> None:
-        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-        if not bins:
-            raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin")
-        self.bin = bins[-1].parent
-        self.dir = Path(tempfile.mkdtemp(prefix="fs-pg-"))
-        shutil.chown(self.dir, "postgres", "postgres")
-        self.data = self.dir / "data"
-        self.port = free_port()
-        self._as_postgres([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"])
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _as_postgres(self, argv: list[str]) -> None:
-        prefix = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
-        subprocess.run(prefix + argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir)
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=16MB"
-        self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start"])
-
-    def stop(self) -> None:
-        self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
-
-    def running(self) -> bool:
-        return (self.data / "postmaster.pid").exists()
-
-    def destroy(self) -> None:
-        if self.running():
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,8 @@ def test_requests_through_the_app_are_published_exactly_once_at_shutdown(make_se
         {"MetricName": "Requests", "Dimensions": DIMS, "Value": 4.0, "Unit": "Count", "StorageResolution": 60},
         {"MetricName": "Errors5xx", "Dimensions": DIMS, "Value": 1.0, "Unit": "Count", "StorageResolution": 60},
         # 4.2 ms twice, 120 ms, and the failed 7 ms score: 5 %-wide buckets.
+        # Every decision reached the (SQLite) audit database before the flush.
+        {"MetricName": "AuditBacklog", "Dimensions": DIMS, "Value": 0.0, "Unit": "Count", "StorageResolution": 60},
         {"MetricName": "ScoringLatency", "Dimensions": DIMS, "Values": [4.14, 7.08, 120.0], "Counts": [2.0, 1.0, 1.0],
          "Unit": "Milliseconds", "StorageResolution": 60},
     ]}
@@ -75,8 +77,56 @@ def test_requests_through_the_app_are_published_exactly_once_at_shutdown(make_se
         monkeypatch.setattr(app.state.service, "score", broken)
         assert client.post("/v1/score", json=txn(4), headers=H).status_code == 500
         monkeypatch.setattr("app.security.time", real_time)
+        _wait_for_backlog(app, 0)
         assert stubber._queue  # noqa: SLF001 - the response is still waiting for the shutdown flush
     stubber.assert_no_pending_responses()
+
+
+def _wait_for_backlog(app: Any, spooled: int) -> None:
+    """Wait until the audit writer's memory queue is empty (it writes every 10 ms here) and
+    ``spooled`` records are on disk: the backlog then stays put until the next request."""
+    audit = app.state.service.audit
+    deadline = real_time.monotonic() + 5
+    while (audit.backlog, audit.spool.records) != (spooled, spooled) and real_time.monotonic() < deadline:
+        real_time.sleep(0.01)
+    assert (audit.backlog, audit.spool.records) == (spooled, spooled)
+
+
+def test_audit_backlog_is_published_while_the_database_is_down(make_settings, stubbed, monkeypatch) -> None:
+    # PostgreSQL (here SQLite) stops answering: decisions go to the spool and the worker
+    # reports them as its AuditBacklog, which the service-audit-backlog alarm watches.
+    _, stubber = stubbed
+    app = _app(make_settings)
+    stubber.add_response("put_metric_data", {}, {"Namespace": "fraudstack", "MetricData": [
+        {"MetricName": "Requests", "Dimensions": DIMS, "Value": 3.0, "Unit": "Count", "StorageResolution": 60},
+        {"MetricName": "Errors5xx", "Dimensions": DIMS, "Value": 0.0, "Unit": "Count", "StorageResolution": 60},
+        {"MetricName": "AuditBacklog", "Dimensions": DIMS, "Value": 3.0, "Unit": "Count", "StorageResolution": 60},
+        {"MetricName": "ScoringLatency", "Dimensions": DIMS, "Values": [5.03], "Counts": [3.0],
+         "Unit": "Milliseconds", "StorageResolution": 60},
+    ]})
+
+    async def down(*_: Any) -> None:
+        raise ConnectionError("database unreachable")
+
+    with TestClient(app) as client:
+        audit = app.state.service.audit
+        monkeypatch.setattr(audit.sink, "write", down)
+        monkeypatch.setattr("app.security.time", _Clock([0.005, 0.005, 0.005]))
+        for i in range(3):
+            assert client.post("/v1/score", json=txn(30 + i), headers=H).status_code == 200
+        monkeypatch.setattr("app.security.time", real_time)
+        _wait_for_backlog(app, 3)
+        assert audit.sink_ok is False
+    stubber.assert_no_pending_responses()
+
+
+def test_no_audit_backlog_datum_without_an_audit_writer() -> None:
+    data = cloudwatch.metric_data(cloudwatch.Aggregate(), "production", "scoring-api")
+    assert [d["MetricName"] for d in data] == ["Requests", "Errors5xx"]
+    data = cloudwatch.metric_data(cloudwatch.Aggregate(), "production", "scoring-api", audit_backlog=12)
+    assert data[-1] == {"MetricName": "AuditBacklog", "Dimensions": [
+        {"Name": "Environment", "Value": "production"}, {"Name": "Service", "Value": "scoring-api"}],
+        "Value": 12.0, "Unit": "Count", "StorageResolution": 60}
 
 
 def test_a_failing_cloudwatch_does_not_touch_responses(make_settings, stubbed, caplog) -> None:
@@ -129,7 +179,8 @@ def test_interval_setting_is_validated_naming_the_variable(monkeypatch) -> None:
 def test_names_match_what_the_alarms_and_the_role_declare() -> None:
     from components import alarms, scoring_app_specs
 
-    assert (cloudwatch.LATENCY_METRIC, cloudwatch.REQUESTS_METRIC, cloudwatch.ERRORS_5XX_METRIC) == (
-        alarms.LATENCY_METRIC, alarms.REQUESTS_METRIC, alarms.ERRORS_5XX_METRIC)
+    assert (cloudwatch.LATENCY_METRIC, cloudwatch.REQUESTS_METRIC, cloudwatch.ERRORS_5XX_METRIC,
+            cloudwatch.AUDIT_BACKLOG_METRIC) == (
+        alarms.LATENCY_METRIC, alarms.REQUESTS_METRIC, alarms.ERRORS_5XX_METRIC, alarms.AUDIT_BACKLOG_METRIC)
     # The Deployment sets this namespace; the IRSA role only allows PutMetricData in it.
     assert scoring_app_specs.METRIC_NAMESPACE == alarms.SERVICE_METRIC_NAMESPACE == "fraudstack"
