@@ -36,13 +36,15 @@ TTL: a key's expiry is set to the longest window plus an hour (7 d 1 h) when it 
 created and refreshed only when the hour of its newest event changes, so everything
 lives at least the longest window after its last write and expires after the longest
 window (plus at most an hour) of inactivity. Members older than the longest window
-are trimmed on a key's first write of a (UTC) day, so a key holds at most the longest
+(before the newest event, or for counterparties before their newest sighting) are
+trimmed on a key's first write of a (UTC) day, so a key holds at most the longest
 window plus a day; a late arrival sees exactly what trimming on every write would
 have left (the memory store's view). About 30 Redis commands per script call on a
-realistic stream, down from 42, and under half of the Redis CPU (the
-``bench.velocity_script`` micro-benchmark measures it; docs/BENCHMARKS.md). The keys
-of one transaction span many hash slots, so the store needs a non-clustered Redis
-(ElastiCache with cluster mode disabled, which the infrastructure provisions).
+realistic stream, down from 42, and about half the Redis time (82 against 178 us
+per call, 2.7x fewer instructions; the ``bench.velocity_script`` micro-benchmark
+measures it, docs/BENCHMARKS.md). The keys of one transaction span many hash slots,
+so the store needs a non-clustered Redis (ElastiCache with cluster mode disabled,
+which the infrastructure provisions).
 """
 
 from __future__ import annotations

@@ -3,16 +3,20 @@
 Replays a simulated transaction stream (``app.training.simulate``, time order)
 through ``RedisVelocityStore.observe`` against a PRIVATE redis-server on a free
 port (``--save "" --appendonly no``, stopped at the end), then times
-1,000-transaction batches. Reports per call: client latency p50/p99 of
-``observe``, Redis CPU per script call (``INFO commandstats``: evalsha
-usec_per_call) and Redis commands run per script call (all other ``cmdstat_*``
+1,000-transaction batches (``observe_many``). The store talks to Redis through
+``app.resp.RespClient``, as the service does (``--client redis-py`` for redis-py's
+asyncio client). Reports per call: client latency p50/p99 of ``observe``, Redis
+CPU per script call (``INFO commandstats``: evalsha usec_per_call, and the
+redis-server process's CPU time per call from /proc, which a shared machine
+disturbs less) and Redis commands run per script call (all other ``cmdstat_*``
 calls / evalsha calls), with the costliest commands per call.
 
 ``--ref REV`` also measures ``app/velocity.py`` as of git revision REV (loaded
-into a temporary module) in the same run, on a fresh server, and checks that
-both return identical features for every transaction.
+into a temporary module) in the same run, on the same server after a FLUSHALL,
+and checks that both return identical features for every transaction.
+``--repeat N`` measures each store N times, alternating, and reports medians.
 
-    python -m bench.velocity_script [--rows 20000] [--days 8] [--ref REV]
+    python -m bench.velocity_script [--rows 20000] [--days 8] [--ref REV] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def _pct(xs: list[float], q: float) -> float:
 async def _observe_batch(store: Any, batch: list[dict[str, Any]], client: Any) -> list[dict[str, float]]:
     many = getattr(store, "observe_many", None)
     if many is not None:
-        return await many(batch)
+        return await many(batch, timeout=30.0)
     # the old store had no observe_many: what the service did instead (one pipeline)
     from app.features import VELOCITY_FEATURES
 
@@ -94,22 +98,36 @@ async def _observe_batch(store: Any, batch: list[dict[str, Any]], client: Any) -
     return out
 
 
-async def _measure(mod: Any, url: str, recs: list[dict[str, Any]], batch_size: int,
-                   batches: int) -> tuple[dict[str, float], list[dict[str, float]]]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(mod: Any, url: str, pid: int, recs: list[dict[str, Any]], batch_size: int,
+                   batches: int, client_kind: str) -> tuple[dict[str, float], list[dict[str, float]]]:
     import redis.asyncio as redis
 
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url)  # FLUSHALL, INFO, CONFIG; the store's own client below
+    if client_kind == "resp":
+        from app.resp import RespClient
+
+        store_client: Any = RespClient(url, timeout=30.0)
+    else:
+        store_client = client
     try:
         await client.flushall()
-        store = mod.RedisVelocityStore(client, key_prefix="bench:vel", timeout=5.0, result_ttl=900)
+        store = mod.RedisVelocityStore(store_client, key_prefix="bench:vel", timeout=5.0, result_ttl=900)
         await store.observe(dict(recs[0], transaction_id="warm-up"))  # loads the script
         await client.flushall()
         await client.config_resetstat()
+        cpu0 = _cpu_seconds(pid)
         lat, results = [], []
         for r in recs:
             t0 = time.perf_counter()
             results.append(await store.observe(r))
             lat.append((time.perf_counter() - t0) * 1e6)
+        cpu = _cpu_seconds(pid) - cpu0
         stats = await client.info("commandstats")
         ev = stats["cmdstat_evalsha"]
         inner = sum(v["calls"] for k, v in stats.items() if k not in _OWN)
@@ -123,7 +141,7 @@ async def _measure(mod: Any, url: str, recs: list[dict[str, Any]], batch_size: i
             batch = [dict(r, transaction_id=f"b{b}-{r['transaction_id']}", timestamp=last)
                      for r in recs[b * batch_size:(b + 1) * batch_size]]
             t0 = time.perf_counter()
-            got = await _observe_batch(store, batch, client)
+            got = await _observe_batch(store, batch, store_client)
             btimes.append((time.perf_counter() - t0) * 1000)
             results.extend(got)
         return {
@@ -132,6 +150,7 @@ async def _measure(mod: Any, url: str, recs: list[dict[str, Any]], batch_size: i
             "observe_p99_us": _pct(lat, 0.99),
             "observe_mean_us": statistics.fmean(lat),
             "redis_usec_per_call": ev["usec_per_call"],
+            "redis_cpu_usec_per_call": cpu * 1e6 / ev["calls"],
             "redis_cmds_per_call": inner / ev["calls"],
             "redis_cmds_usec_per_call": inner_us / ev["calls"],
             "top": ", ".join(f"{name} {n:.1f}x {us:.0f} µs" for us, name, n in top),
@@ -140,6 +159,8 @@ async def _measure(mod: Any, url: str, recs: list[dict[str, Any]], batch_size: i
         }, results
     finally:
         await client.aclose()
+        if store_client is not client:
+            await store_client.aclose()
 
 
 def _loadavg() -> str:
@@ -154,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--batches", type=int, default=5)
     p.add_argument("--ref", default="", help="git revision whose app/velocity.py is measured too (BEFORE)")
+    p.add_argument("--repeat", type=int, default=3, help="measurements of each store (alternating); medians reported")
+    p.add_argument("--client", choices=("resp", "redis-py"), default="resp",
+                   help="the store's Redis client: app.resp.RespClient (the service's) or redis-py's asyncio client")
     args = p.parse_args(argv)
     if shutil.which("redis-server") is None:
         print("redis-server not found (apt-get install redis-server)", file=sys.stderr)
@@ -178,26 +202,35 @@ def main(argv: list[str] | None = None) -> int:
             except redis.ConnectionError:
                 time.sleep(0.05)
         print(f"{len(recs)} transactions over {args.days} d, batches {args.batches} x {args.batch_size}; "
-              f"redis-server {port}; load average before {_loadavg()}")
-        rows, outs = [], []
-        for name, mod in stores:
-            figures, results = asyncio.run(_measure(mod, url, recs, args.batch_size, args.batches))
-            rows.append((name, figures))
-            outs.append(results)
-        print(f"load average after {_loadavg()}")
-        print("| store | observe p50 µs | observe p99 µs | Redis µs/call | Redis cmds/call | "
+              f"client {args.client}; redis-server {port}; load average before {_loadavg()}")
+        runs: list[list[dict[str, float]]] = [[] for _ in stores]
+        outs: list[list[dict[str, float]]] = [[] for _ in stores]
+        for r in range(max(1, args.repeat)):
+            for i, (name, mod) in enumerate(stores):
+                figures, results = asyncio.run(_measure(mod, url, proc.pid, recs, args.batch_size, args.batches,
+                                                        args.client))
+                runs[i].append(figures)
+                outs[i] = results
+                print(f"run {r + 1} {name}: Redis {figures['redis_usec_per_call']:.1f} µs/call "
+                      f"(process CPU {figures['redis_cpu_usec_per_call']:.1f}), "
+                      f"batch {figures['batch_ms_median']:.1f} ms; load average {_loadavg()}")
+        rows = [(name, {k: statistics.median(f[k] for f in runs[i]) if k != "top" else runs[i][-1][k]
+                        for k in runs[i][0]}) for i, (name, _) in enumerate(stores)]
+        print(f"load average after {_loadavg()}; medians of {max(1, args.repeat)} runs:")
+        print("| store | observe p50 µs | observe p99 µs | Redis µs/call | Redis CPU µs/call | Redis cmds/call | "
               "1,000-txn batch ms (median / max) |")
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for name, f in rows:
             print(f"| {name} | {f['observe_p50_us']:.0f} | {f['observe_p99_us']:.0f} | "
-                  f"{f['redis_usec_per_call']:.1f} | {f['redis_cmds_per_call']:.1f} | "
-                  f"{f['batch_ms_median']:.1f} / {f['batch_ms_max']:.1f} |")
+                  f"{f['redis_usec_per_call']:.1f} | {f['redis_cpu_usec_per_call']:.1f} | "
+                  f"{f['redis_cmds_per_call']:.1f} | {f['batch_ms_median']:.1f} / {f['batch_ms_max']:.1f} |")
         for name, f in rows:
             print(f"{name}: of Redis µs/call, {f['redis_cmds_usec_per_call']:.1f} in the commands "
                   f"(the rest is Lua and argument handling); per call: {f['top']}")
         if len(rows) == 2:
             a, b = rows[0][1], rows[1][1]
             print(f"ratio ref/working tree: Redis µs/call {a['redis_usec_per_call'] / b['redis_usec_per_call']:.2f}x, "
+                  f"Redis CPU {a['redis_cpu_usec_per_call'] / b['redis_cpu_usec_per_call']:.2f}x, "
                   f"cmds/call {a['redis_cmds_per_call'] / b['redis_cmds_per_call']:.2f}x, "
                   f"observe p50 {a['observe_p50_us'] / b['observe_p50_us']:.2f}x, "
                   f"batch {a['batch_ms_median'] / b['batch_ms_median']:.2f}x")
