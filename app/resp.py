@@ -18,8 +18,8 @@ Failure semantics match what the service expects of the velocity store:
 * a lost connection fails every waiting call with ``ConnectionError``; the next
   call reconnects (bounded by ``connect_timeout``);
 * ``rediss://`` URLs use TLS with certificate verification (ElastiCache in-transit
-  encryption), and a password in the URL is sent with ``AUTH`` (ElastiCache's auth
-  token), then ``SELECT`` for a database other than 0.
+  encryption), ``unix:///path?db=N`` a local socket; a password in the URL is sent with
+  ``AUTH`` (ElastiCache's auth token), then ``SELECT`` for a database other than 0.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import ssl
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
@@ -94,17 +94,23 @@ class RespClient:
 
     def __init__(self, url: str, timeout: float, connect_timeout: float | None = None) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"redis url: scheme must be redis:// or rediss:// (got {parts.scheme or 'none'}://)")
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"redis url: scheme must be redis://, rediss:// or unix:// (got {parts.scheme or 'none'}://)")
+        query = parse_qs(parts.query)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 6379
+        # unix:///path/to.sock?db=N&password=... (redis-py's form): the socket path, not a host
+        self.socket_path = parts.path if parts.scheme == "unix" else None
+        if self.socket_path == "":
+            raise ValueError("redis url: unix:// needs the socket's path")
         self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
-        path = parts.path.lstrip("/")
+        password = parts.password if parts.password else (query.get("password") or [None])[0]
+        self.password = unquote(password) if password else None
+        db = (query.get("db") or [""])[0] if self.socket_path is not None else parts.path.lstrip("/")
         try:
-            self.db = int(path) if path else 0
+            self.db = int(db) if db else 0
         except ValueError:
-            raise ValueError(f"redis url: database must be a number (got {path!r})") from None
+            raise ValueError(f"redis url: database must be a number (got {db!r})") from None
         self.tls = parts.scheme == "rediss"
         if not timeout > 0:
             raise ValueError("redis timeout must be > 0 seconds")
@@ -125,10 +131,12 @@ class RespClient:
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         context = ssl.create_default_context() if self.tls else None
-        _, protocol = await asyncio.wait_for(
-            loop.create_connection(lambda: _Protocol(self._lost), self.host, self.port, ssl=context,
-                                   server_hostname=self.host if self.tls else None),
-            self.connect_timeout)
+        if self.socket_path is not None:
+            opening = loop.create_unix_connection(lambda: _Protocol(self._lost), self.socket_path)
+        else:
+            opening = loop.create_connection(lambda: _Protocol(self._lost), self.host, self.port, ssl=context,
+                                             server_hostname=self.host if self.tls else None)
+        _, protocol = await asyncio.wait_for(opening, self.connect_timeout)
         try:
             if self.password is not None:
                 auth = ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)

@@ -202,9 +202,40 @@ def test_a_refused_connection_is_a_connection_error() -> None:
 
 
 @pytest.mark.parametrize("url, message", [
-    ("http://127.0.0.1:6379", "scheme must be redis:// or rediss://"),
+    ("http://127.0.0.1:6379", "scheme must be redis://, rediss:// or unix://"),
     ("redis://127.0.0.1:6379/zero", "database must be a number"),
+    ("unix://", "unix:// needs the socket's path"),
+    ("unix:///tmp/redis.sock?db=one", "database must be a number"),
 ])
 def test_bad_urls_are_refused_naming_the_problem(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RespClient(url, timeout=1)
+
+
+def test_a_unix_socket_url_reaches_its_database(tmp_path: Any) -> None:
+    """The service accepts unix:// Redis URLs (app.settings); the velocity connection must too."""
+    import subprocess
+    import time
+
+    sock = tmp_path / "redis.sock"
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly",
+                             "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+        async def main() -> tuple[Any, Any]:
+            client = RespClient(f"unix://{sock}?db=2", timeout=2)
+            try:
+                await client.execute("SET", "k", "in-db-2")
+                return await client.execute("GET", "k"), await client.execute("CLIENT", "INFO")
+            finally:
+                await client.aclose()
+
+        value, info = run(main())
+        assert value == b"in-db-2"
+        assert b" db=2 " in info  # SELECT 2 was sent on connect
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
