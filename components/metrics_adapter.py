@@ -33,6 +33,19 @@ ADAPTER_PORT = 6443
 API_SERVER_PORT = 443
 DNS_PORT = 53
 
+
+def dns_egress() -> dict[str, Any]:
+    """The NetworkPolicy egress rule to the cluster DNS (CoreDNS in kube-system), UDP and TCP."""
+    return {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ],
+        "ports": [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}],
+    }
+
 #: Container requests and limits of every container the two releases run. The quota of the
 #: namespace is their sum over the most pods a rollout can have (:data:`ROLLOUT_PODS`).
 PROMETHEUS_RESOURCES = {
@@ -261,15 +274,7 @@ def network_policies(spec: MetricsAdapterSpec, api_server: Sequence[Any]) -> dic
     def tcp(port: int) -> dict[str, Any]:
         return {"protocol": "TCP", "port": port}
 
-    dns = {
-        "to": [
-            {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-            }
-        ],
-        "ports": [{"protocol": "UDP", "port": DNS_PORT}, tcp(DNS_PORT)],
-    }
+    dns = dns_egress()
     to_api_server = [{"ipBlock": {"cidr": cidr}} for cidr in api_server]
     from_control_plane = [{"ipBlock": {"cidr": cidr}} for cidr in spec.control_plane_cidrs]
     return {

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from components.cluster import GPU_LABELS, GPU_TAINT
 from components.endpoints import bedrock_model_arns
+from components.metrics_adapter import dns_egress
 
 if TYPE_CHECKING:
     from components.scoring_app import Resources, ScoringAppArgs
@@ -23,7 +24,6 @@ SERVICE_PORT = 80
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 HTTPS_PORT = 443
-DNS_PORT = 53
 #: CloudWatch namespace the service publishes to (components/alarms.py reads the same).
 METRIC_NAMESPACE = "fraudstack"
 #: Pods metric the HPA scales on; a metrics adapter derives it from the service's
@@ -567,15 +567,7 @@ def network_policies(args: ScoringAppArgs) -> dict[str, dict[str, Any]]:
     def tcp(port: int | str) -> dict[str, Any]:
         return {"protocol": "TCP", "port": port}
 
-    dns = {
-        "to": [
-            {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-            }
-        ],
-        "ports": [{"protocol": "UDP", "port": DNS_PORT}, tcp(DNS_PORT)],
-    }
+    dns = dns_egress()
     part_of = {"matchLabels": {"app.kubernetes.io/part-of": "fraudstack"}}
     return {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
