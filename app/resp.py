@@ -1,9 +1,9 @@
 """A lean, pipelined Redis connection for the scoring hot path.
 
-Why not redis-py's asyncio client for this one call: measured on this project's
-velocity script (``bench/redis_client.py``), redis-py spends ~120 µs of Python per
-``EVALSHA`` on its connection pool, retry wrapper, ``wait_for`` task and command
-packing, more than the rest of a score together. This module keeps one connection
+Why not redis-py's asyncio client for this one call: a velocity ``observe`` through it
+cost 238 µs of client CPU against 65 µs through this module in the same run
+(``python -m bench.probe --only client``; docs/BENCHMARKS.md), spent on its connection
+pool, retry wrapper, a ``wait_for`` task per call and command packing. This module keeps one connection
 per worker process and pipelines every call on it: a call packs its command with
 hiredis (C), writes it, and waits on a future that the protocol resolves when its
 reply arrives (Redis answers in order, so a FIFO of futures is enough). Replies are
