@@ -76,10 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await models.start()  # model from the store, then Service.start (app.lifecycle)
-        # Everything loaded so far (numpy, pandas, onnxruntime, the model, ~115,000 objects)
+        # Everything loaded so far (numpy, pandas, onnxruntime, the model, ~130,000 objects)
         # lives as long as the process: freezing it keeps the collector from walking it
-        # again. A full collection took 78 ms before, a stall every request of that
-        # moment waits for; after, well under a millisecond.
+        # again. A full collection over them took 84 ms, a stall every request of that
+        # moment waits for; frozen, well under a millisecond (python -m bench.probe --only gc).
         gc.freeze()
         publisher = cloudwatch.from_settings(
             settings, audit_backlog=lambda: service.audit.backlog if service.audit is not None else None)
