@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.deps import dependencies
+from bench.deps import dependencies, free_port
 from bench.docs import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,15 +56,6 @@ SERVER_CORE, CLIENT_CORE = "1", "0"
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 PLOT = ROOT / "docs" / "benchmark-latency.png"
 SUSTAINED = 0.95  # achieved/offered below this: the server did not keep up
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 120.0) -> None:

@@ -24,7 +24,8 @@ from tools.localpg import PrivatePostgres
 PRIVATE = "private"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on right now (127.0.0.1)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -51,7 +52,7 @@ def dependencies(redis_url: str, database_url: str, core: str) -> Iterator[tuple
     notes = []
     try:
         if redis_url == PRIVATE:
-            port = _free_port()
+            port = free_port()
             redis_proc = subprocess.Popen(["taskset", "-c", core, "redis-server", "--port", str(port), "--bind",
                                            "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

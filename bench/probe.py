@@ -32,8 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.deps import dependencies
-from bench.run import KEY, LUA, ROOT, _free_port, _wait_ready
+from bench.deps import dependencies, free_port
+from bench.compare import wait_http
+from bench.run import KEY, LUA, ROOT
 
 SERVER_CORE, CLIENT_CORE = "0", "1"
 
@@ -58,13 +59,13 @@ def _model_dir() -> Path:
 
 
 def _serve(env: dict[str, str], data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     full = {**os.environ, "FRAUDSTACK_MODEL_DIR": str(_model_dir()), "FRAUDSTACK_API_KEYS": KEY,
             "FRAUDSTACK_DATA_DIR": str(data_dir), "FRAUDSTACK_RATE_LIMIT_PER_SECOND": "0",
             "FRAUDSTACK_LOG_LEVEL": "WARNING", **env}
     proc = subprocess.Popen(["taskset", "-c", SERVER_CORE, sys.executable, "-m", "app", "serve", "--port", str(port)],
                             cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_ready(port)
+    wait_http(f"http://127.0.0.1:{port}/health/ready")
     return proc, port
 
 

@@ -21,7 +21,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,31 +31,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.deps import dependencies
+from bench.compare import wait_http
+from bench.deps import dependencies, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "score.lua"
 KEY = "bench-key-not-a-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(port: int, timeout: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("service did not become ready")
 
 
 def _wrk(port: int, seconds: int, connections: int, rate: int, run: str, core: str,
@@ -163,7 +143,7 @@ def _measure(args: argparse.Namespace, run: str, model_dir: Path, data_dir: Path
     if database_url:
         env["FRAUDSTACK_DATABASE_URL"] = database_url
         env["FRAUDSTACK_DATABASE_SCHEMA"] = schema
-    port = _free_port()
+    port = free_port()
     machine = _machine()
     server = subprocess.Popen(["taskset", "-c", args.server_core, sys.executable, "-m", "app", "serve", "--port", str(port)],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(data_dir / "server.log").open("wb"))
@@ -171,7 +151,7 @@ def _measure(args: argparse.Namespace, run: str, model_dir: Path, data_dir: Path
                                "dependencies": deps,
                                "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
-        _wait_ready(port)
+        wait_http(f"http://127.0.0.1:{port}/health/ready")
         results["warmup"] = _wrk(port, 3, args.connections, 0, run + "w", args.client_core)
         # One connection, one request at a time: comparable with the sequential-client
         # figures of other model servers in /work/shared/reference/anchors.md.

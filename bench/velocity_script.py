@@ -26,7 +26,6 @@ import asyncio
 import importlib.util
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,16 +34,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.deps import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 # Commands the benchmark itself sends; not part of a script call's cost.
 _OWN = {"cmdstat_evalsha", "cmdstat_eval", "cmdstat_script", "cmdstat_info", "cmdstat_config",
         "cmdstat_flushall", "cmdstat_ping", "cmdstat_client", "cmdstat_hello", "cmdstat_select"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _load_ref(rev: str) -> Any:
@@ -186,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stores = ([(f"ref {args.ref}", _load_ref(args.ref))] if args.ref else []) + [("working tree", current)]
     recs = _records(args.rows, args.days, args.seed)
-    port = _free_port()
+    port = free_port()
     data_dir = tempfile.mkdtemp(prefix="velbench-")
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", data_dir],

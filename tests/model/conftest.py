@@ -87,3 +87,14 @@ def demo_dir(tmp_path_factory):
     started = time.perf_counter()
     build_demo_model(out)
     return out, time.perf_counter() - started
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    """Rows of a transaction frame as the service's dicts: ISO timestamps, None for missing."""
+    recs = df.to_dict("records")
+    for r in recs:
+        r["timestamp"] = r["timestamp"].isoformat()
+        for k, v in list(r.items()):
+            if isinstance(v, float) and np.isnan(v):
+                r[k] = None
+    return recs

@@ -18,17 +18,7 @@ from app.features import (
 )
 from app.velocity import MemoryVelocityStore, RedisVelocityStore, VelocityUnavailable
 
-from .conftest import REDIS_URL, dense_stream
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    recs = df.to_dict("records")
-    for r in recs:
-        r["timestamp"] = r["timestamp"].isoformat()
-        for k, v in list(r.items()):
-            if isinstance(v, float) and np.isnan(v):
-                r[k] = None
-    return recs
+from .conftest import REDIS_URL, dense_stream, records as _records
 
 
 async def _replay(store, recs: list[dict]) -> np.ndarray:

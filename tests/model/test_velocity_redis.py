@@ -14,21 +14,11 @@ import pytest
 from app.features import LONGEST_WINDOW_MS, timestamp_ms
 from app.velocity import MemoryVelocityStore, RedisVelocityStore
 
-from .conftest import REDIS_URL, dense_stream
+from .conftest import REDIS_URL, dense_stream, records as _records
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 SLOT = 2**50  # app.velocity._SLOT: counterparty slots of an entity key
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    recs = df.to_dict("records")
-    for r in recs:
-        r["timestamp"] = r["timestamp"].isoformat()
-        for k, v in list(r.items()):
-            if isinstance(v, float) and np.isnan(v):
-                r[k] = None
-    return recs
 
 
 def _arrivals(recs: list[dict], seed: int) -> list[dict]:
