@@ -98,6 +98,56 @@ def test_script_runner_loads_the_script_after_a_flush() -> None:
     assert run(main()) == [2, 5, 6, 7, 8]
 
 
+def test_commands_of_one_loop_step_go_out_in_one_write_in_call_order() -> None:
+    async def main() -> tuple[list[Any], list[bytes]]:
+        client = RespClient(URL, timeout=2)
+        try:
+            await client.execute("PING")  # connected
+            transport = client._protocol.transport  # type: ignore[union-attr]
+            writes: list[bytes] = []
+            real = transport.write
+
+            def counting(data: bytes) -> None:
+                writes.append(bytes(data))
+                real(data)
+
+            transport.write = counting  # type: ignore[method-assign]
+            replies = await asyncio.gather(client.execute("ECHO", "a"), client.execute("ECHO", "b"),
+                                           client.execute_many([("ECHO", "c"), ("ECHO", "d")]))
+            replies.append(await client.execute("ECHO", "e"))  # a later step: a write of its own
+            return replies, writes
+        finally:
+            await client.aclose()
+
+    replies, writes = run(main())
+    assert replies == [b"a", b"b", [b"c", b"d"], b"e"]
+    assert writes == [b"".join(hiredis.pack_command(("ECHO", x)) for x in "abcd"), hiredis.pack_command(("ECHO", "e"))]
+
+
+def test_commands_buffered_when_the_connection_closes_fail_and_are_not_sent() -> None:
+    async def main() -> tuple[list[Any], Any, list[bytes]]:
+        client = RespClient(URL, timeout=2)
+        try:
+            await client.execute("PING")
+            protocol = client._protocol
+            assert protocol is not None and protocol.transport is not None
+            writes: list[bytes] = []
+            protocol.transport.write = writes.append  # type: ignore[method-assign]
+            calls = [asyncio.ensure_future(client.execute("ECHO", x)) for x in "ab"]
+            await asyncio.sleep(0)  # both buffered, not yet flushed
+            assert len(protocol._out) == 2
+            protocol.transport.close()
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            return results, await client.execute("ECHO", "again"), writes  # reconnects
+        finally:
+            await client.aclose()
+
+    results, again, writes = run(main())
+    assert [type(r) for r in results] == [ConnectionError, ConnectionError]
+    assert writes == []  # nothing written to the closing connection
+    assert again == b"again"
+
+
 class FakeRedis:
     """A RESP server on 127.0.0.1 that records commands and answers as the test says."""
 
