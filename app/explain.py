@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger("fraudstack.explain")
 
@@ -21,9 +20,12 @@ _SYSTEM = ("You write one short paragraph for a fraud analyst reviewing a card t
            "codes given. Do not invent facts, identifiers or amounts. Suggest what to check.")
 
 
-@dataclass(frozen=True)
-class ReasonCode:
-    """A redacted reason: the feature, its impact on the score, and a coarse value band."""
+class ReasonCode(NamedTuple):
+    """A redacted reason: the feature, its impact on the score, and a coarse value band.
+
+    A named tuple rather than a frozen dataclass: every review decision builds a few,
+    and a tuple is built several times faster (no ``object.__setattr__`` per field).
+    """
 
     feature: str
     impact: float
@@ -36,7 +38,7 @@ def redact(reasons: list[dict[str, Any]]) -> list[ReasonCode]:
     for r in reasons:
         v = float(r["value"])
         band = "zero" if v == 0 else "low" if abs(v) < 1 else "medium" if abs(v) < 10 else "high"
-        out.append(ReasonCode(feature=str(r["feature"]), impact=round(float(r["impact"]), 3), band=band))
+        out.append(ReasonCode(str(r["feature"]), round(float(r["impact"]), 3), band))
     return out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from app import metrics
 from app.audit import AuditWriter, PostgresSink, SqliteSink, Spool
 from app.errors import InvalidRequest, NotReady
-from app.explain import Explainer
+from app.explain import Explainer, redact, template_narrative
 from app.keys import key_digests
 from app.risk import risk_score, risk_score_one
 from app.model import InferenceBatcher, InferenceThread, ModelLoadError, ScoringModel
@@ -34,6 +34,18 @@ log = logging.getLogger("fraudstack.service")
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+# Metric children bound once: ``labels()`` takes a lock and builds a key on every call.
+_DECIDED = {d: metrics.DECISIONS.labels(d) for d in ("approve", "review", "decline")}
+_NARRATED = {s: metrics.NARRATIVES.labels(s) for s in ("template", "bedrock")}
+
+
+def _narrate_template(result: dict[str, Any]) -> None:
+    """The template narrative of a review decision (no I/O: built on the spot)."""
+    result["narrative"] = template_narrative(redact(result["reasons"]), result["score"])
+    result["narrative_source"] = "template"
+    _NARRATED["template"].inc()
 
 
 class Velocity:
@@ -244,7 +256,7 @@ class Service:
         score, reasons = await batcher.score(x)
         t2 = time.perf_counter()
         decision = model.thresholds.decide(score)
-        metrics.DECISIONS.labels(decision).inc()
+        _DECIDED[decision].inc()
         metrics.SCORES.observe(score)
         for observer in self.observers:
             observer.offer(x, score, decision, model.version)
@@ -252,7 +264,10 @@ class Service:
         result = self._result(txn, row, score, risk_score_one(score), decision, reasons, degraded,
                               {"velocity": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3)}, model)
         if result["decision"] == "review":
-            await self._narrate(result, wait=narrative)
+            if narrative and self.explainer.client is not None:
+                await self._narrate_bedrock(result)
+            else:
+                _narrate_template(result)
         total = (time.perf_counter() - t0) * 1000
         result["timing_ms"]["total"] = round(total, 3)
         self._audit(result, row, hashlib.sha256(body).hexdigest(), key_id, total, received_at)
@@ -261,24 +276,18 @@ class Service:
                       fingerprint(txn.card_token), fingerprint(txn.device_id), fingerprint(txn.ip_address), degraded)
         return result
 
-    async def _narrate(self, result: dict[str, Any], wait: bool) -> None:
-        """Review decisions only: a template at once, or Bedrock when the caller asked to wait for it."""
-        if wait and self.explainer.client is not None:
-            loop = asyncio.get_running_loop()
-            try:
-                text, source = await asyncio.wait_for(
-                    loop.run_in_executor(self._slow_pool, self.explainer.narrative, result["reasons"], result["score"]),
-                    timeout=self.settings.bedrock_timeout_seconds + 0.5)
-            except TimeoutError:
-                self.explainer.breaker.failure()
-                from app.explain import redact, template_narrative
-
-                text, source = template_narrative(redact(result["reasons"]), result["score"]), "template"
-        else:
-            from app.explain import redact, template_narrative
-
-            text, source = template_narrative(redact(result["reasons"]), result["score"]), "template"
-        metrics.NARRATIVES.labels(source).inc()
+    async def _narrate_bedrock(self, result: dict[str, Any]) -> None:
+        """A review the caller waits on: Bedrock's narrative, bounded by its timeout, else the template."""
+        loop = asyncio.get_running_loop()
+        try:
+            text, source = await asyncio.wait_for(
+                loop.run_in_executor(self._slow_pool, self.explainer.narrative, result["reasons"], result["score"]),
+                timeout=self.settings.bedrock_timeout_seconds + 0.5)
+        except TimeoutError:
+            self.explainer.breaker.failure()
+            _narrate_template(result)
+            return
+        _NARRATED[source].inc()
         result["narrative"], result["narrative_source"] = text, source
 
     async def score_batch(self, txns: list[Transaction], body: bytes, key_id: str, with_reasons: bool = True) -> dict[str, Any]:
@@ -310,13 +319,13 @@ class Service:
         for i, txn in enumerate(txns):
             r = self._result(txn, rows[i], score_list[i], risks[i], decisions[i], reasons[i], observed[i][1], {}, model)
             if decisions[i] == "review":
-                await self._narrate(r, wait=False)
+                _narrate_template(r)
             self._audit(r, rows[i], f"{base_hash}:{i}", key_id, per_item, received_at)
             results.append(r)
         for outcome in ("approve", "review", "decline"):
             n = decisions.count(outcome)
             if n:
-                metrics.DECISIONS.labels(outcome).inc(n)
+                _DECIDED[outcome].inc(n)
         for sc in score_list:
             metrics.SCORES.observe(sc)
         for observer in self.observers:
