@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.errors import MalformedJSON, from_validation_error
@@ -42,6 +44,33 @@ def test_luhn(digits: str, expected: bool) -> None:
 ])
 def test_contains_pan(text: str, expected: bool) -> None:
     assert contains_pan(text) is expected
+
+
+def _contains_pan_reference(text: str) -> bool:
+    """The definition, spelled out: every maximal run of digits with single space/dash separators."""
+    import re
+
+    for match in re.finditer(r"\d(?:[ -]?\d)+", text):
+        digits = match.group().replace(" ", "").replace("-", "")
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            return True
+    return False
+
+
+@st.composite
+def _card_like(draw: st.DrawFn) -> str:
+    """A 13-19 digit run, Luhn-valid (check digit computed) or not, grouped as people type it."""
+    body = draw(st.text(alphabet="0123456789", min_size=12, max_size=18))
+    check = next(d for d in "0123456789" if luhn_valid(body + d))
+    digits = body + (check if draw(st.booleans()) else draw(st.sampled_from("0123456789")))
+    sep = draw(st.sampled_from(["", " ", "-"]))
+    return sep.join(digits[i:i + 4] for i in range(0, len(digits), 4))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet="0123456789 -x", max_size=14), _card_like()), max_size=5).map("".join))
+def test_contains_pan_matches_its_definition(text: str) -> None:
+    assert contains_pan(text) is _contains_pan_reference(text)
 
 
 @pytest.mark.parametrize("field", ["card_token", "customer_id", "merchant_id", "device_id", "transaction_id", "account_id"])
