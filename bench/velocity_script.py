@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import inspect
 import os
 import shutil
 import statistics
@@ -100,7 +101,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def _measure(mod: Any, url: str, pid: int, recs: list[dict[str, Any]], batch_size: int,
-                   batches: int, client_kind: str) -> tuple[dict[str, float], list[dict[str, float]]]:
+                   batches: int, client_kind: str, chunk: int = 0) -> tuple[dict[str, float], list[dict[str, float]]]:
     import redis.asyncio as redis
 
     client = redis.Redis.from_url(url)  # FLUSHALL, INFO, CONFIG; the store's own client below
@@ -112,7 +113,8 @@ async def _measure(mod: Any, url: str, pid: int, recs: list[dict[str, Any]], bat
         store_client = client
     try:
         await client.flushall()
-        store = mod.RedisVelocityStore(store_client, key_prefix="bench:vel", timeout=5.0, result_ttl=900)
+        options = {"chunk_size": chunk} if chunk and "chunk_size" in inspect.signature(mod.RedisVelocityStore).parameters else {}
+        store = mod.RedisVelocityStore(store_client, key_prefix="bench:vel", timeout=5.0, result_ttl=900, **options)
         await store.observe(dict(recs[0], transaction_id="warm-up"))  # loads the script
         await client.flushall()
         await client.config_resetstat()
@@ -132,6 +134,7 @@ async def _measure(mod: Any, url: str, pid: int, recs: list[dict[str, Any]], bat
         # batches continue the stream's history with new transaction ids one second later
         last = recs[-1]["timestamp"]
         btimes = []
+        bcpu0 = _cpu_seconds(pid)
         for b in range(batches):
             batch = [dict(r, transaction_id=f"b{b}-{r['transaction_id']}", timestamp=last)
                      for r in recs[b * batch_size:(b + 1) * batch_size]]
@@ -139,6 +142,11 @@ async def _measure(mod: Any, url: str, pid: int, recs: list[dict[str, Any]], bat
             got = await _observe_batch(store, batch, store_client)
             btimes.append((time.perf_counter() - t0) * 1000)
             results.extend(got)
+        bcpu = _cpu_seconds(pid) - bcpu0
+        # the batches' script calls: what commandstats counted since the replay
+        after = (await client.info("commandstats"))["cmdstat_evalsha"]
+        bcalls, busec = after["calls"] - ev["calls"], after["usec"] - ev["usec"]
+        btxns = min(len(recs), batches * batch_size)
         return {
             "calls": ev["calls"],
             "observe_p50_us": _pct(lat, 0.50),
@@ -151,6 +159,10 @@ async def _measure(mod: Any, url: str, pid: int, recs: list[dict[str, Any]], bat
             "top": ", ".join(f"{name} {n:.1f}x {us:.0f} µs" for us, name, n in top),
             "batch_ms_median": statistics.median(btimes),
             "batch_ms_max": max(btimes),
+            "batch_script_calls": bcalls / max(1, batches),
+            "batch_redis_usec_per_script": busec / max(1, bcalls),
+            "batch_redis_usec_per_txn": busec / max(1, btxns),
+            "batch_redis_cpu_usec_per_txn": bcpu * 1e6 / max(1, btxns),
         }, results
     finally:
         await client.aclose()
@@ -171,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=5)
     p.add_argument("--ref", default="", help="git revision whose app/velocity.py is measured too (BEFORE)")
     p.add_argument("--repeat", type=int, default=3, help="measurements of each store (alternating); medians reported")
+    p.add_argument("--chunk", type=int, default=0,
+                   help="transactions per script call of a batch (the working tree's chunk_size; 0: its default)")
     p.add_argument("--client", choices=("resp", "redis-py"), default="resp",
                    help="the store's Redis client: app.resp.RespClient (the service's) or redis-py's asyncio client")
     args = p.parse_args(argv)
@@ -203,12 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(max(1, args.repeat)):
             for i, (name, mod) in enumerate(stores):
                 figures, results = asyncio.run(_measure(mod, url, proc.pid, recs, args.batch_size, args.batches,
-                                                        args.client))
+                                                        args.client, args.chunk))
                 runs[i].append(figures)
                 outs[i] = results
                 print(f"run {r + 1} {name}: Redis {figures['redis_usec_per_call']:.1f} µs/call "
                       f"(process CPU {figures['redis_cpu_usec_per_call']:.1f}), "
-                      f"batch {figures['batch_ms_median']:.1f} ms; load average {_loadavg()}")
+                      f"batch {figures['batch_ms_median']:.1f} ms ({figures['batch_redis_usec_per_txn']:.1f} µs of Redis "
+                      f"per transaction); load average {_loadavg()}")
         rows = [(name, {k: statistics.median(f[k] for f in runs[i]) if k != "top" else runs[i][-1][k]
                         for k in runs[i][0]}) for i, (name, _) in enumerate(stores)]
         print(f"load average after {_loadavg()}; medians of {max(1, args.repeat)} runs:")
@@ -219,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {f['observe_p50_us']:.0f} | {f['observe_p99_us']:.0f} | "
                   f"{f['redis_usec_per_call']:.1f} | {f['redis_cpu_usec_per_call']:.1f} | "
                   f"{f['redis_cmds_per_call']:.1f} | {f['batch_ms_median']:.1f} / {f['batch_ms_max']:.1f} |")
+        print("| store | script calls per batch | Redis µs per batch script call | Redis µs per batch transaction "
+              "(commandstats) | Redis CPU µs per batch transaction (process) |")
+        print("|---|---|---|---|---|")
+        for name, f in rows:
+            print(f"| {name} | {f['batch_script_calls']:.0f} | {f['batch_redis_usec_per_script']:.1f} | "
+                  f"{f['batch_redis_usec_per_txn']:.1f} | {f['batch_redis_cpu_usec_per_txn']:.1f} |")
         for name, f in rows:
             print(f"{name}: of Redis µs/call, {f['redis_cmds_usec_per_call']:.1f} in the commands "
                   f"(the rest is Lua and argument handling); per call: {f['top']}")
@@ -228,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"Redis CPU {a['redis_cpu_usec_per_call'] / b['redis_cpu_usec_per_call']:.2f}x, "
                   f"cmds/call {a['redis_cmds_per_call'] / b['redis_cmds_per_call']:.2f}x, "
                   f"observe p50 {a['observe_p50_us'] / b['observe_p50_us']:.2f}x, "
-                  f"batch {a['batch_ms_median'] / b['batch_ms_median']:.2f}x")
+                  f"batch {a['batch_ms_median'] / b['batch_ms_median']:.2f}x, "
+                  f"batch Redis µs per transaction {a['batch_redis_usec_per_txn'] / b['batch_redis_usec_per_txn']:.2f}x")
             diff = sum(x != y for x, y in zip(outs[0], outs[1]))
             print(f"feature mismatches between the two: {diff} of {len(outs[0])}")
             if diff:
