@@ -20,7 +20,7 @@ features are 0 and nothing is recorded for them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -269,6 +269,13 @@ def _ratio(amount: float, total: float, count: float) -> float:
     return amount / (total / count)
 
 
+def velocity_values(velocity: Mapping[str, float]) -> list[float]:
+    """The velocity features in ``VELOCITY_FEATURES`` order from what a velocity store's
+    ``observe`` returned; missing names take ``velocity_defaults()`` (``{}``: degraded)."""
+    defaults = _DEFAULTS
+    return [float(velocity.get(name, defaults[name])) for name in VELOCITY_FEATURES]
+
+
 def vectorize(txn: Mapping[str, Any], velocity: Mapping[str, float]) -> np.ndarray:
     """The model input vector (float32, ``(F,)``) of one transaction.
 
@@ -276,10 +283,42 @@ def vectorize(txn: Mapping[str, Any], velocity: Mapping[str, float]) -> np.ndarr
     take ``velocity_defaults()`` (the service passes ``{}`` when degraded).
     """
     raw = raw_features(txn)
-    defaults = _DEFAULTS
-    vel = [float(velocity.get(name, defaults[name])) for name in VELOCITY_FEATURES]
+    vel = velocity_values(velocity)
     ratio = _ratio(raw[0], vel[_IDX_CARD_AMOUNT_7D], vel[_IDX_CARD_COUNT_7D])
     return np.asarray(raw + vel + [ratio], dtype=np.float32)
+
+
+def vectorize_many(txns: Sequence[Mapping[str, Any]], velocity: np.ndarray,
+                   raw: Sequence[Sequence[float]] | None = None) -> np.ndarray:
+    """The model input matrix (float32, ``(N, F)``) of many transactions: row i is
+    ``vectorize(txns[i], ...)`` exactly (tests/model/test_features.py), built with one
+    copy per block of columns instead of one array per transaction.
+
+    ``velocity`` holds each transaction's velocity features in ``VELOCITY_FEATURES``
+    order (``(N, len(VELOCITY_FEATURES))``: a velocity store's ``observe_matrix``, or
+    ``velocity_values`` of what ``observe`` returned); ``raw`` the transactions'
+    ``raw_features`` when the caller computed them already (the service does, while
+    the velocity store works).
+    """
+    n = len(txns)
+    vel = np.asarray(velocity, dtype=np.float64)
+    if vel.shape != (n, len(VELOCITY_FEATURES)):
+        raise ValueError(f"vectorize_many: velocity must have shape ({n}, {len(VELOCITY_FEATURES)}), got {vel.shape}")
+    if raw is None:
+        raw = [raw_features(txn) for txn in txns]
+    elif len(raw) != n:
+        raise ValueError(f"vectorize_many: {len(raw)} raw feature rows for {n} transactions")
+    out = np.empty((n, N_FEATURES), dtype=np.float32)
+    if not n:
+        return out
+    nr, nv = len(RAW_FEATURES), len(VELOCITY_FEATURES)
+    # float64 values rounded to float32 on assignment, as np.asarray(..., float32) does
+    out[:, :nr] = raw
+    out[:, nr:nr + nv] = vel
+    # the derived feature from the same float64 values as vectorize, by the same function
+    out[:, nr + nv] = [_ratio(r[0], s, c) for r, s, c in
+                       zip(raw, vel[:, _IDX_CARD_AMOUNT_7D].tolist(), vel[:, _IDX_CARD_COUNT_7D].tolist())]
+    return out
 
 
 _DEFAULTS = velocity_defaults()

@@ -298,11 +298,20 @@ class Service:
         if len(txns) > self.settings.max_batch_size:
             raise InvalidRequest(f"transactions: at most {self.settings.max_batch_size} per batch (got {len(txns)})",
                                  field="transactions")
-        from app.features import vectorize
+        from app.features import raw_features, vectorize_many
 
         raws = [t.raw() for t in txns]
-        observed = await self._observe_many(raws)
-        x = np.stack([vectorize(raw, vel) for raw, (vel, _) in zip(raws, observed)])
+        # The velocity scripts go out first; the raw features are computed while the
+        # velocity store works on them (a first pass of the event loop sends them).
+        observing = asyncio.ensure_future(self._observe_many(raws))
+        try:
+            await asyncio.sleep(0)
+            raw = [raw_features(r) for r in raws]
+        except BaseException:
+            observing.cancel()
+            raise
+        velocity, degraded = await observing
+        x = vectorize_many(raws, velocity, raw)
         t1 = time.perf_counter()
         loop = asyncio.get_running_loop()
         top_k = self.settings.reasons_top_k if with_reasons else 0
@@ -317,7 +326,7 @@ class Service:
         per_item = (t2 - t0) * 1000 / len(txns)
         results = []
         for i, txn in enumerate(txns):
-            r = self._result(txn, rows[i], score_list[i], risks[i], decisions[i], reasons[i], observed[i][1], {}, model)
+            r = self._result(txn, rows[i], score_list[i], risks[i], decisions[i], reasons[i], degraded[i], {}, model)
             if decisions[i] == "review":
                 _narrate_template(r)
             self._audit(r, rows[i], f"{base_hash}:{i}", key_id, per_item, received_at)
@@ -335,15 +344,19 @@ class Service:
                 "timing_ms": {"features": round((t1 - t0) * 1000, 3), "model": round((t2 - t1) * 1000, 3),
                               "total": round(total, 3)}}
 
-    async def _observe_many(self, raws: list[dict[str, Any]]) -> list[tuple[dict[str, float], bool]]:
+    async def _observe_many(self, raws: list[dict[str, Any]]) -> tuple[np.ndarray, list[bool]]:
+        """The batch's velocity features (one row per transaction, ``VELOCITY_FEATURES``
+        order) and which rows are degraded (the defaults, scored without history)."""
+        from app.features import velocity_values
+
         assert self.velocity is not None
         store = self.velocity.store
-        many = getattr(store, "observe_many", None)
+        many = getattr(store, "observe_matrix", None)
         if many is not None and self.redis_bulk is not None:
             many = self._redis_observe_many
         if many is not None and (self.velocity.guard is None or self.velocity.guard.usable):
             try:
-                return [(v, False) for v in await many(raws)]
+                return await many(raws), [False] * len(raws)
             except Exception as exc:
                 if self.velocity.guard is not None:
                     self.velocity.guard.failed(exc)
@@ -351,18 +364,20 @@ class Service:
                     metrics.VELOCITY_ERRORS.inc()
                 log.warning("velocity store failed (%s); batch scored degraded", type(exc).__name__)
                 metrics.DEGRADED.inc(len(raws))
-                return [({}, True)] * len(raws)
-        return [await self.velocity.observe(raw) for raw in raws]
+                return np.array([velocity_values({})] * len(raws), dtype=np.float64), [True] * len(raws)
+        observed = [await self.velocity.observe(raw) for raw in raws]
+        return (np.array([velocity_values(v) for v, _ in observed], dtype=np.float64).reshape(len(raws), -1),
+                [d for _, d in observed])
 
     def _bulk_timeout(self) -> float:
         """Timeout of a batch's pipelined velocity scripts: a tenth of the single timeout per transaction, at least 2 s."""
         return max(2.0, self.settings.redis_timeout_ms / 1000 * self.settings.max_batch_size / 10)
 
-    async def _redis_observe_many(self, raws: list[dict[str, Any]]) -> list[dict[str, float]]:
+    async def _redis_observe_many(self, raws: list[dict[str, Any]]) -> np.ndarray:
         """All of a batch's velocity scripts in one pipelined round trip, in request order,
         on the bulk connection (its socket timeout fits a whole batch)."""
         store = self.velocity.store  # type: ignore[union-attr]
-        return await store.observe_many(raws, client=self.redis_bulk, timeout=self._bulk_timeout())
+        return await store.observe_matrix(raws, client=self.redis_bulk, timeout=self._bulk_timeout())
 
     async def infer(self, matrix: np.ndarray) -> np.ndarray:
         """Raw probabilities for an already-built feature matrix (Open Inference Protocol)."""
