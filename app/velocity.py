@@ -625,6 +625,8 @@ class RedisVelocityStore:
             raise ValueError("RedisVelocityStore: timeout must be > 0 seconds")
         if not 1 <= result_ttl <= LONGEST_WINDOW_MS / 1000:
             raise ValueError("RedisVelocityStore: result_ttl must be between 1 s and 7 days")
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"RedisVelocityStore: chunk_size must be an integer >= 1 (got {chunk_size!r})")
         pool = getattr(client, "connection_pool", None)
         if pool is not None and getattr(pool, "connection_kwargs", {}).get("decode_responses"):
             raise ValueError("RedisVelocityStore: the client must return bytes (decode_responses=False)")
@@ -654,8 +656,6 @@ class RedisVelocityStore:
         self._pairs = [(f"{base}:pr:{name}:", fields.index(fa), fields.index(fb)) for name, fa, fb in PAIRS]
         # the script's bounds: -t plus each of these
         self._deltas = [d - slot * _SLOT for slot in _ARG_SLOTS for d in (0, 1, *WINDOWS_MS.values())]
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"RedisVelocityStore: chunk_size must be an integer >= 1 (got {chunk_size!r})")
         self._chunk = chunk_size
 
     @staticmethod

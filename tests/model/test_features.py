@@ -290,3 +290,71 @@ def test_vectorize_with_no_velocity_uses_defaults():
 def test_offline_rejects_missing_columns(stream):
     with pytest.raises(ValueError, match="card_token"):
         offline_features(stream.drop(columns=["card_token"]))
+
+
+def _varied_transactions() -> list[dict]:
+    """Transactions that exercise every raw feature's branches: absent optional fields
+    (None, '', NaN), odd MCCs, equal and mismatched countries, edge amounts and times."""
+    recs = _records(dense_stream(300, seed=9))
+    rng = np.random.default_rng(9)
+    amounts = [1e-4, 0.01, 0.5, 1.0, 999999999.9999, 1e15, 123.456789, 3.4e38 * 2]
+    stamps = ["1969-12-31T23:59:59.999+00:00", "1970-01-01T00:00:00Z", "2026-03-01T23:59:59.999Z",
+              "9999-12-31T23:59:59.999+00:00", "0001-01-01T00:00:00+00:00", "2026-11-22T07:00:00.0005+02:00"]
+    for i, r in enumerate(recs):
+        if i % 7 == 0:
+            r["amount"] = amounts[i // 7 % len(amounts)]
+        if i % 11 == 0:
+            r["timestamp"] = stamps[i // 11 % len(stamps)]
+        if i % 13 == 0:
+            r["device_id"], r["ip_address"], r["ip_country"] = "", float("nan"), None
+        if i % 17 == 0:
+            r["ip_country"] = r["card_country"]
+        if i % 19 == 0:
+            r["mcc"] = ["abc", "-1", "10000", None, "0000"][i // 19 % 5]
+        if i % 23 == 0:
+            r.pop("device_id")
+            r.pop("ip_country")
+        r["amount"] = str(r["amount"]) if rng.random() < 0.2 else r["amount"]
+    return recs
+
+
+def test_vectorize_many_equals_vectorize_row_by_row():
+    from app.features import raw_features, velocity_defaults, velocity_values, vectorize_many
+
+    recs = _varied_transactions()
+    stream = asyncio.run(_memory_observe(recs))  # real histories
+    rng = np.random.default_rng(5)
+    velocities = []
+    for i, v in enumerate(stream):
+        if i % 5 == 0:
+            v = {}  # degraded: the defaults
+        elif i % 5 == 1:  # values a float32 cannot hold exactly, sums of 0 with counts
+            v = dict(v, card_amount_7d=float(rng.lognormal(5, 3)), card_count_7d=float(rng.integers(0, 40)),
+                     card_seconds_since_prev=float(rng.random() * 1e6))
+        elif i % 5 == 2:
+            v = dict(v, card_amount_7d=0.0, card_count_7d=3.0)
+        velocities.append(v)
+    matrix = np.array([velocity_values(v) for v in velocities])
+    with np.errstate(over="ignore"):  # the amount beyond float32's range: inf both ways
+        want = np.stack([vectorize(r, v) for r, v in zip(recs, velocities)])
+        got = vectorize_many(recs, matrix)
+        given = vectorize_many(recs, matrix, [raw_features(r) for r in recs])
+    assert got.dtype == np.float32 and got.shape == (len(recs), N_FEATURES)
+    # the same bits, row by row (inf and NaN included)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert np.array_equal(given.view(np.uint32), want.view(np.uint32))
+    # the cases are there: degraded rows, ratios of both kinds, float32 rounding of amounts
+    i = FEATURE_NAMES.index
+    assert (want[::5, i("card_seconds_since_prev")] == velocity_defaults()["card_seconds_since_prev"]).all()
+    assert len(set(want[:, i("card_amount_ratio_7d")].tolist())) > 50
+    assert (want[:, i("has_device")] == 0).sum() > 20 and np.isinf(want[:, i("amount")]).any()
+    assert vectorize_many([], np.zeros((0, len(VELOCITY_FEATURES)))).shape == (0, N_FEATURES)
+    with pytest.raises(ValueError, match=r"velocity must have shape \(3, 45\)"):
+        vectorize_many(recs[:3], matrix[:2])
+    with pytest.raises(ValueError, match="2 raw feature rows for 3 transactions"):
+        vectorize_many(recs[:3], matrix[:3], [raw_features(r) for r in recs[:2]])
+
+
+async def _memory_observe(recs: list[dict]) -> list[dict]:
+    store = MemoryVelocityStore()
+    return [await store.observe(r) for r in recs]

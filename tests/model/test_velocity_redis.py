@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.features import LONGEST_WINDOW_MS, timestamp_ms
-from app.velocity import MemoryVelocityStore, RedisVelocityStore
+from app.features import LONGEST_WINDOW_MS, VELOCITY_FEATURES, timestamp_ms
+from app.velocity import MemoryVelocityStore, RedisVelocityStore, VelocityUnavailable
 
 from .conftest import REDIS_URL, dense_stream, records as _records
 
@@ -138,3 +138,211 @@ def test_redis_store_refuses_what_it_cannot_store(redis_prefix):
         asyncio.run(store.observe(txn))
     with pytest.raises(ValueError, match="decode_responses"):
         RedisVelocityStore(redis.Redis.from_url(REDIS_URL, decode_responses=True), key_prefix=redis_prefix)
+
+
+# ---------------------------------------------------------------------------
+# Batches: chunked script calls (observe_matrix / observe_many) against sequential observe.
+# ---------------------------------------------------------------------------
+def _store_client(kind: str, url: str = REDIS_URL, timeout: float = 5.0):
+    if kind == "resp":
+        from app.resp import RespClient
+
+        return RespClient(url, timeout=timeout)
+    import redis.asyncio as redis
+
+    # (a cancelled redis-py pipeline still reads its replies: its socket timeout is what times out)
+    return redis.Redis.from_url(url, socket_timeout=timeout)
+
+
+def _batches(recs: list[dict], seed: int) -> list[list[dict]]:
+    """``recs`` cut into uneven batches (1 to 130 transactions), some repeating a few of
+    their own transactions (a retry inside the batch) or of the batch before (a retry
+    of a batch that timed out)."""
+    rng = np.random.default_rng(seed)
+    out, i = [], 0
+    while i < len(recs):
+        n = int(rng.choice([1, 2, 7, 16, 17, 40, 90, 130]))
+        batch = list(recs[i:i + n])
+        if len(batch) > 3 and rng.random() < 0.5:
+            for j in rng.choice(len(batch), size=3, replace=False):
+                batch.insert(int(rng.integers(int(j), len(batch) + 1)), dict(batch[int(j)]))
+        if out and rng.random() < 0.3:
+            batch[:0] = out[-1][-2:]
+        out.append(batch)
+        i += n
+    return out
+
+
+def _same_time_burst(timestamp: str) -> list[dict]:
+    """60 transactions at one timestamp over few cards, devices and IPs (ties within one
+    chunk and across chunks), optional fields absent on some."""
+    base = dict(currency="EUR", mcc="5411", merchant_country="DE", card_country="DE", channel="online",
+                timestamp=timestamp)
+    out = []
+    for i in range(60):
+        out.append(dict(base, transaction_id=f"burst{i}", amount=float(1 + i % 7),
+                        card_token=f"c{i % 4}", customer_id=f"u{i % 3}", merchant_id=f"m{i % 5}",
+                        device_id=None if i % 6 == 0 else f"dev-{i % 3}",
+                        ip_address=None if i % 4 == 0 else f"ip-{i % 2}",
+                        ip_country=None if i % 5 == 0 else ("DE", "NG")[i % 2]))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["redis-py", "resp"])
+@pytest.mark.parametrize("chunk", [1, 5, 32])
+def test_batches_equal_sequential_observe(redis_prefix, kind, chunk):
+    # a replayed stream with late arrivals, retries, ties and absent optional fields,
+    # plus a same-time burst in the middle, cut into batches that straddle chunks
+    recs = _arrivals(_records(dense_stream(900, seed=21).sort_values("timestamp", kind="stable")), seed=21)
+    recs = recs[:300] + _same_time_burst(recs[299]["timestamp"]) + recs[300:]
+    batches = _batches(recs, seed=chunk)
+    assert sum(len(b) > 2 * chunk for b in batches) >= 2  # batches of several chunks
+    flat = [r for b in batches for r in b]
+    ids = [r["transaction_id"] for r in flat]
+    assert len(ids) - len(set(ids)) > 50  # retries inside and across batches
+
+    async def run():
+        client = _store_client(kind)
+        try:
+            single = RedisVelocityStore(client, key_prefix=redis_prefix + ":single", timeout=5.0)
+            want = [await single.observe(r) for r in flat]
+            store = RedisVelocityStore(client, key_prefix=redis_prefix + ":batch", timeout=5.0, chunk_size=chunk)
+            got, matrices = [], []
+            for batch in batches:
+                m = await store.observe_matrix(batch)
+                assert m.shape == (len(batch), len(VELOCITY_FEATURES)) and m.dtype == np.float64
+                matrices.append(m)
+                got.extend(dict(zip(VELOCITY_FEATURES, row)) for row in m.tolist())
+            # observe_many is the same as dicts; a batch already observed answers the same again
+            assert await store.observe_many(batches[-1]) == got[-len(batches[-1]):]
+            assert (await store.observe_matrix([])).shape == (0, len(VELOCITY_FEATURES))
+            return want, got
+        finally:
+            await client.aclose()
+
+    want, got = asyncio.run(run())
+    # the in-process store agrees too (time order aside, it is the reference definition)
+    assert want == asyncio.run(_memory_results(flat))
+    bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+    assert not bad, f"{len(bad)} differ; first {bad[0]}: {flat[bad[0]]}\n{got[bad[0]]}\n{want[bad[0]]}"
+    burst = [i for i, r in enumerate(flat) if r["transaction_id"].startswith("burst")]
+    assert min(got[i]["card_count_7d"] for i in burst) > 0  # the burst saw the history, not each other:
+    assert len({got[i]["card_count_7d"] for i in burst if flat[i]["card_token"] == "c0"}) == 1
+
+
+class _CuttingProxy:
+    """TCP proxy to the shared Redis that forwards the first ``limit`` bytes of the first
+    connection's requests, then drops that connection (a connection lost mid-batch);
+    later connections pass through."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.cut = False
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> "_CuttingProxy":
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", 6379)
+        budget = None if self.cut else self.limit
+
+        async def down() -> None:
+            while data := await up_r.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+        back = asyncio.ensure_future(down())
+        try:
+            while data := await reader.read(65536):
+                if budget is not None:
+                    if len(data) >= budget:
+                        up_w.write(data[:budget])
+                        await up_w.drain()
+                        await asyncio.sleep(0.3)  # let Redis run what it got and answer
+                        self.cut = True
+                        break
+                    budget -= len(data)
+                up_w.write(data)
+                await up_w.drain()
+        finally:
+            back.cancel()
+            writer.close()
+            up_w.close()
+
+
+@pytest.mark.parametrize("kind", ["redis-py", "resp"])
+def test_batch_failing_midway_raises_unavailable_and_a_retry_is_safe(redis_prefix, kind):
+    recs = _records(dense_stream(400, seed=22).sort_values("timestamp", kind="stable"))
+    first, second = recs[:300], recs[300:]
+
+    async def run():
+        client = _store_client(kind)
+        try:
+            single = RedisVelocityStore(client, key_prefix=redis_prefix + ":single", timeout=5.0)
+            want = [await single.observe(r) for r in first + second]
+            store = RedisVelocityStore(client, key_prefix=redis_prefix + ":batch", timeout=5.0, chunk_size=16)
+            # 1. no answer in time (Redis still runs everything it was sent)
+            slow = _store_client(kind, timeout=0.001)
+            try:
+                with pytest.raises(VelocityUnavailable, match="not answered within|Timeout"):
+                    await store.observe_matrix(first, client=slow, timeout=0.001)
+            finally:
+                await slow.aclose()
+            got = (await store.observe_matrix(first)).tolist()  # the retry
+            # 2. the connection lost after part of the second batch was sent
+            async with _CuttingProxy(limit=40_000) as proxy:  # a chunk of 16 here: ~16 KB
+                cut = _store_client(kind, url=f"redis://127.0.0.1:{proxy.port}/2")
+                try:
+                    with pytest.raises(VelocityUnavailable, match="redis velocity store"):
+                        await store.observe_matrix(second, client=cut, timeout=5.0)
+                finally:
+                    await cut.aclose()
+                assert proxy.cut
+            partly = await _recorded(client, redis_prefix + ":batch", second)
+            got += (await store.observe_matrix(second)).tolist()  # the retry
+            return want, got, partly
+        finally:
+            await client.aclose()
+
+    want, got, partly = asyncio.run(run())
+    # the connection was lost midway: some chunks ran, the others never reached Redis
+    assert 0 < partly < 100, partly
+    # the retries answer exactly what sequential observes did
+    assert got == [[w[name] for name in VELOCITY_FEATURES] for w in want]
+
+
+async def _recorded(client, prefix: str, recs: list[dict]) -> int:
+    """How many of ``recs`` have a stored result (were observed) under ``prefix``."""
+    keys = [f"{prefix}:v2:res:{r['transaction_id']}" for r in recs]
+    if hasattr(client, "execute"):
+        return int(await client.execute("EXISTS", *keys))
+    return int(await client.exists(*keys))
+
+
+def test_batch_reply_of_the_wrong_size_is_unavailable(redis_prefix):
+    import redis.asyncio as redis
+
+    recs = _records(dense_stream(10, seed=23).sort_values("timestamp", kind="stable"))
+
+    async def run():
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            store = RedisVelocityStore(client, key_prefix=redis_prefix, timeout=5.0, chunk_size=4)
+            # a result written by another feature version under this prefix
+            await client.set(f"{redis_prefix}:v2:res:{recs[5]['transaction_id']}", b"x" * 16)
+            with pytest.raises(VelocityUnavailable, match=r"expected 1440 bytes \(4 x 360\), got 1096"):
+                await store.observe_matrix(recs)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
+        RedisVelocityStore(object(), key_prefix=redis_prefix, chunk_size=0)

@@ -57,6 +57,40 @@ def test_redis_down_scores_degraded_and_recovers(make_settings: Any, private_red
         assert client.get("/health/ready").json()["velocity_store"] == "up"
 
 
+def test_redis_down_scores_a_batch_degraded_and_recovers(make_settings: Any, private_redis: PrivateRedis) -> None:
+    settings = make_settings(redis_url=private_redis.url, redis_timeout_ms=100, redis_retry_seconds=0.2)
+
+    def batch(client: TestClient, ids: range) -> list[dict[str, Any]]:
+        r = client.post("/v1/score/batch", json={"transactions": [txn(i, card_token=f"ctok_{i % 3}") for i in ids]},
+                        headers=H)
+        assert r.status_code == 200
+        return r.json()["results"]
+
+    def degraded_total(client: TestClient) -> float:
+        line = next(x for x in client.get("/metrics").text.splitlines() if x.startswith("fraudstack_degraded_scores_total "))
+        return float(line.split()[1])
+
+    with TestClient(create_app(settings)) as client:
+        assert [r["degraded"] for r in batch(client, range(40))] == [False] * 40
+        before = degraded_total(client)
+        private_redis.stop()
+        down = batch(client, range(100, 140))
+        assert [r["degraded"] for r in down] == [True] * 40
+        assert degraded_total(client) - before == 40
+        # scored from the defaults, as a single score without Redis is
+        single = client.post("/v1/score", json=txn(100, card_token="ctok_1"), headers=H).json()
+        assert single["degraded"] is True and single["score"] == down[0]["score"]
+        private_redis.start()
+        deadline = time.monotonic() + 10
+        results = down
+        i = 200
+        while any(r["degraded"] for r in results) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            results = batch(client, range(i, i + 5))
+            i += 5
+        assert not any(r["degraded"] for r in results)
+
+
 def test_postgres_down_and_back_loses_and_duplicates_nothing(make_settings: Any, private_pg: PrivatePostgres,
                                                              pg_schema: str) -> None:
     settings = make_settings(database_url=private_pg.url, database_schema=pg_schema, audit_flush_ms=20,
