@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
+import re
 import struct
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -335,8 +336,9 @@ _N_BOUNDS = (2 + len(WINDOWS_MS)) * len(_ARG_SLOTS)
 DEFAULT_CHUNK = 32
 
 
-def _lua() -> str:
-    """The script, with the feature definition's constants written in."""
+def _lua(batch: bool) -> str:
+    """The script, with the feature definition's constants written in: one transaction
+    per call (``observe``), or ``batch``: N per call."""
     nw, ne = len(WINDOWS_MS), len(ENTITIES)
     block = 2 + nw  # bounds per slot: the scores of t, t - 1 and t - W for each window
     blocks = []
@@ -405,23 +407,48 @@ def _lua() -> str:
         "OUT": "{" + ", ".join(["0"] * (_N_OUT - 1) + [repr(SECONDS_SINCE_CAP)]) + "}",
         "PK": 1 + ne, "POUT": 2 * nw * ne + nw * len(DISTINCTS), "NK": _N_KEYS, "NR": _N_REC, "NH": _N_HEAD,
     }
+    if batch:
+        consts["HEAD"] = "local TTL, N = A[1], tonumber(A[2])"
+        consts["BEGIN"] = "\n".join([
+            "local replies = {}",
+            "for i = 1, N do",
+            f"ko, ao = (i - 1) * {_N_KEYS}, {_N_HEAD} + (i - 1) * {_N_REC}",
+            "local cached = call('GET', K[ko + 1])",
+            "if cached then",
+            "replies[i] = cached",
+            "else",
+            "bo = tonumber(A[ao + 1])"])
+        consts["END"] = "replies[i] = res\nend\nend\nreturn concat(replies)"
+    else:
+        consts["HEAD"] = f"local TTL = A[{_N_BOUNDS + _N_REC}]"
+        consts["BEGIN"] = "local cached = call('GET', K[ko + 1])\nif cached then return cached end"
+        consts["END"] = "return res"
     text = _LUA
     for name, value in consts.items():
         text = text.replace(f"@{name}@", str(value))
     assert "@" not in text
+    if not batch:
+        # the one transaction's keys and arguments at fixed places: its bounds first,
+        # then its arguments but the bounds' offset, then the TTL
+        text = text.replace("K[ko + ", "K[").replace("bo + ", "")
+        text = re.sub(r"A\[ao \+ (\d+)\]", lambda m: f"A[{int(m[1]) - 1 + _N_BOUNDS}]", text)
+        assert "ao +" not in text and "ko +" not in text
     return text
 
 
-# One call observes N transactions in order (N = 1 for ``observe``, up to the store's
-# chunk size for a batch), each exactly as a call of its own would.
+# Two scripts from this text: _SCRIPT observes one transaction per call (``observe``),
+# _BATCH_SCRIPT N in order, each exactly as a call of its own would (a batch's chunk).
 # KEYS: per transaction (_N_KEYS each, in order): result, one per ENTITIES entry, one
 # per PAIRS entry.
-# ARGV: result TTL (ms), N; per transaction (_N_REC each, in order): where its bounds
-# start (its bounds are A[bo + 1 ..]), amount, presence mask (one '1'/'0' per
-# entity then per pair), per DISTINCTS entry the counterparty's member and its
-# marker's ('' when absent); then the bounds of each distinct time of the call
+# ARGV of _BATCH_SCRIPT: result TTL (ms), N; per transaction (_N_REC each, in order):
+# where its bounds start (its bounds are A[bo + 1 ..]), amount, presence mask (one
+# '1'/'0' per entity then per pair), per DISTINCTS entry the counterparty's member and
+# its marker's ('' when absent); then the bounds of each distinct time of the call
 # (_N_BOUNDS each): per slot s of _ARG_SLOTS the scores of t, t - 1 and t - W for each
 # window in that slot. Transactions at the same time share their bounds.
+# ARGV of _SCRIPT: the bounds, the transaction's arguments but the first, the TTL (the
+# offsets ko, ao and bo are written in as constants: a call costs what it did before
+# the batch form existed, python -m bench.velocity_script).
 _LUA = r"""
 local call, A, K = redis.call, ARGV, KEYS
 local byte, char, sub, fmt, concat = string.byte, string.char, string.sub, string.format, table.concat
@@ -436,9 +463,9 @@ local W = @W@
 -- sequence (big-endian: at equal scores the newest first), time, running sum before
 -- and after the event, then for an entity with counterparties the time of the newest
 -- sighting of each (struct.pack: no number formatting or parsing).
-local TTL, N = A[1], tonumber(A[2])
+@HEAD@
 -- The transaction being observed: its time, amount, presence mask and features, and
--- where its keys (K[ko + 1 ..]), arguments (A[ao + 1 ..]) and bounds (A[bo + 1 ..]) are.
+-- the offsets of its keys in K (ko), of its arguments (ao) and bounds (bo) in A.
 local t, amount, mask, out, ko, ao, bo
 
 -- An entity's windows (out[base + 1 ..]) from its key k, whose newest event is top.
@@ -555,14 +582,7 @@ local function upkeep(k, at, tt)
   return false
 end
 
-local replies = {}
-for i = 1, N do
-ko, ao = (i - 1) * @NK@, @NH@ + (i - 1) * @NR@
-local cached = call('GET', K[ko + 1])
-if cached then
-replies[i] = cached
-else
-bo = tonumber(A[ao + 1])
+@BEGIN@
 t = -tonumber(A[bo + 1])
 amount = tonumber(A[ao + 2])
 mask = A[ao + 3]
@@ -598,10 +618,7 @@ end
 
 local res = pack('@OUTFMT@', unpack(out))
 call('SET', K[ko + 1], res, 'PX', TTL)
-replies[i] = res
-end
-end
-return concat(replies)
+@END@
 """
 
 
@@ -641,6 +658,7 @@ class RedisVelocityStore:
         self._timeout = timeout
         # register_script: EVALSHA, falling back to loading the script once on NOSCRIPT.
         self._script = client.register_script(_SCRIPT)
+        self._batch_script = client.register_script(_BATCH_SCRIPT)
         # app.resp's client bounds every call itself; redis-py's needs wait_for (a task per call).
         self._self_timed = isinstance(client, RespClient)
         # Everything about a call's keys and arguments that does not depend on the
@@ -702,7 +720,7 @@ class RedisVelocityStore:
         return t, keys, args
 
     def _calls(self, txns: Sequence[Mapping[str, Any]]) -> list[tuple[list[str], list[str], int]]:
-        """The script calls (keys, arguments, transactions) observing ``txns`` in order,
+        """The batch script's calls (keys, arguments, transactions) observing ``txns`` in order,
         at most ``chunk_size`` transactions each. Every transaction is checked first: a
         bad one raises ``ValueError`` before anything is built."""
         prepared = [self._transaction(txn) for txn in txns]
@@ -730,7 +748,10 @@ class RedisVelocityStore:
 
     async def observe(self, txn: Mapping[str, Any]) -> dict[str, float]:
         """Velocity features of ``txn`` from earlier transactions, then record it."""
-        ((keys, args, _),) = self._calls([txn])
+        t, keys, rest = self._transaction(txn)
+        args = [str(d - t) for d in self._deltas]
+        args += rest
+        args.append(self._result_ttl_ms)
         try:
             if self._self_timed:
                 raw = await self._script(keys, args, timeout=self._timeout)
@@ -775,12 +796,12 @@ class RedisVelocityStore:
             timeout = max(self._timeout, self._timeout * n / 10)
         try:
             if isinstance(client or self._client, RespClient):
-                script = self._script if client is None else client.register_script(_SCRIPT)
+                script = self._batch_script if client is None else client.register_script(_BATCH_SCRIPT)
                 replies = await script.many([(keys, args) for keys, args, _ in calls], timeout=timeout)
             else:
                 pipe = (client or self._client).pipeline(transaction=False)
                 for keys, args, _ in calls:
-                    await self._script(keys=keys, args=args, client=pipe)
+                    await self._batch_script(keys=keys, args=args, client=pipe)
                 replies = await asyncio.wait_for(pipe.execute(), timeout)
         except asyncio.TimeoutError:
             raise VelocityUnavailable(f"redis velocity store: batch of {n} not answered within {timeout}s") from None
@@ -806,7 +827,8 @@ def _check_size(raw: Any, n: int) -> None:
             " (a different feature version wrote this key prefix?)")
 
 
-_SCRIPT = _lua()
+_SCRIPT = _lua(batch=False)
+_BATCH_SCRIPT = _lua(batch=True)
 _OUT_SIZE = struct.calcsize(_OUT_FORMAT)
 _unpack_out = struct.Struct(_OUT_FORMAT).unpack
 _OUT_DTYPE = np.dtype("<f8")
