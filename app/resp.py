@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -65,6 +65,13 @@ class _Protocol(asyncio.Protocol):
         out.append(data)
         if len(out) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
+
+    def write_now(self, data: bytes) -> None:
+        """Send ``data`` at once, after the commands buffered in this step (order kept)."""
+        self._flush()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     def _flush(self) -> None:
         out, self._out = self._out, []
@@ -203,25 +210,40 @@ class RespClient:
         protocol = await self._ensure()
         return await self._send(protocol, args, self.timeout if timeout is None else timeout)
 
-    async def execute_many(self, commands: Sequence[Sequence[Any]], timeout: float | None = None) -> list[Any]:
+    async def execute_many(self, commands: Iterable[Sequence[Any]], timeout: float | None = None) -> list[Any]:
         """Send ``commands`` in one write and return their replies in order.
 
         An error reply comes back as a ``RespError`` instance in its place (not raised),
         so one failed command does not hide the others' results. ``timeout`` bounds the
-        whole batch.
+        whole batch. ``commands`` may also be an iterator: each command is then written
+        as soon as it is produced, so Redis works on the first ones while the caller
+        builds the rest (a batch's velocity scripts); it must not raise.
         """
-        if not commands:
+        if isinstance(commands, Sequence) and not commands:
             return []
         protocol = await self._ensure()
         transport = protocol.transport
         if transport is None:
             raise ConnectionError("redis connection closed")
         loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in commands]
         waiting = protocol.waiting
-        for fut in futures:
-            waiting.append((fut, None))
-        protocol.write(b"".join(hiredis.pack_command(tuple(c)) for c in commands))
+        if isinstance(commands, Sequence):
+            futures = [loop.create_future() for _ in commands]
+            for fut in futures:
+                waiting.append((fut, None))
+            protocol.write(b"".join(hiredis.pack_command(tuple(c)) for c in commands))
+        else:
+            # Each written at once, not at the end of the loop step: Redis starts on the
+            # first while the caller builds the next (write_now sends what this step
+            # buffered first, so replies keep the order of ``waiting``).
+            futures = []
+            for c in commands:
+                fut = loop.create_future()
+                futures.append(fut)
+                waiting.append((fut, None))
+                protocol.write_now(hiredis.pack_command(tuple(c)))
+            if not futures:
+                return []
         limit = self.timeout if timeout is None else timeout
         timer = loop.call_later(limit, _expire_all, futures, limit)
         try:
@@ -287,14 +309,27 @@ class ScriptRunner:
         await self.client.execute("SCRIPT", "LOAD", self.source, timeout=timeout)
         return await self.client.execute(*self._command(self.sha, keys, args), timeout=timeout)
 
-    async def many(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]], timeout: float | None = None) -> list[Any]:
+    async def many(self, calls: Iterable[tuple[Sequence[str], Sequence[Any]]], timeout: float | None = None) -> list[Any]:
         """Replies of every call, sent in one write and run by Redis in order.
 
         Raises the first error reply (after loading the script and retrying the whole
         batch once on ``NOSCRIPT``: a call that failed with ``NOSCRIPT`` ran nothing).
+        ``calls`` may be an iterator: each call is then sent as soon as it is produced
+        (``RespClient.execute_many``).
         """
-        commands = [self._command(self.sha, k, a) for k, a in calls]
-        replies = await self.client.execute_many(commands, timeout=timeout)
+        if isinstance(calls, Sequence):
+            commands = [self._command(self.sha, k, a) for k, a in calls]
+            replies = await self.client.execute_many(commands, timeout=timeout)
+        else:
+            commands = []
+
+            def produce() -> Iterator[tuple[Any, ...]]:
+                for k, a in calls:
+                    command = self._command(self.sha, k, a)
+                    commands.append(command)  # kept for a NOSCRIPT retry
+                    yield command
+
+            replies = await self.client.execute_many(produce(), timeout=timeout)
         if any(isinstance(r, RespError) and str(r).startswith("NOSCRIPT") for r in replies):
             await self.client.execute("SCRIPT", "LOAD", self.source, timeout=timeout)
             pending = [i for i, r in enumerate(replies) if isinstance(r, RespError) and str(r).startswith("NOSCRIPT")]

@@ -11,12 +11,18 @@ redis-server process's CPU time per call from /proc, which a shared machine
 disturbs less) and Redis commands run per script call (all other ``cmdstat_*``
 calls / evalsha calls), with the costliest commands per call.
 
+For the batches it also reports the script calls per batch, Redis time per batch
+script call (how long one call keeps Redis from serving anyone else) and per
+transaction (commandstats), and the redis-server process's CPU per batch transaction;
+``--chunk N`` sets the working tree's transactions per batch script call (its
+``chunk_size``; default ``app.velocity.DEFAULT_CHUNK``).
+
 ``--ref REV`` also measures ``app/velocity.py`` as of git revision REV (loaded
 into a temporary module) in the same run, on the same server after a FLUSHALL,
 and checks that both return identical features for every transaction.
 ``--repeat N`` measures each store N times, alternating, and reports medians.
 
-    python -m bench.velocity_script [--rows 20000] [--days 8] [--ref REV] [--repeat 3]
+    python -m bench.velocity_script [--rows 20000] [--days 8] [--ref REV] [--repeat 3] [--chunk N]
 """
 
 from __future__ import annotations
@@ -116,6 +122,8 @@ async def _measure(mod: Any, url: str, pid: int, recs: list[dict[str, Any]], bat
         options = {"chunk_size": chunk} if chunk and "chunk_size" in inspect.signature(mod.RedisVelocityStore).parameters else {}
         store = mod.RedisVelocityStore(store_client, key_prefix="bench:vel", timeout=5.0, result_ttl=900, **options)
         await store.observe(dict(recs[0], transaction_id="warm-up"))  # loads the script
+        if hasattr(store, "observe_many"):  # and the batch's (a script of its own since the chunked batches)
+            await store.observe_many([dict(recs[0], transaction_id="warm-up-batch")])
         await client.flushall()
         await client.config_resetstat()
         cpu0 = _cpu_seconds(pid)

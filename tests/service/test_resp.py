@@ -4,6 +4,7 @@ Redis on 127.0.0.1:6379 and against a scripted fake server for the failure cases
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -75,6 +76,57 @@ def test_execute_many_keeps_order_and_returns_error_replies_in_place() -> None:
     assert out[3:] == [b"8", 1]
 
 
+def test_execute_many_writes_an_iterator_command_by_command() -> None:
+    key = f"test:resp:{uuid.uuid4().hex}"
+    seen: list[Any] = []
+
+    def commands() -> Any:
+        yield ("SET", key, "1")
+        # the first command reached Redis before the next one is even built
+        other = redis.Redis.from_url(URL)
+        for _ in range(100):
+            seen.append(other.get(key))
+            if seen[-1] is not None:
+                break
+            time.sleep(0.01)
+        other.close()
+        yield ("INCR", key)
+        yield ("HGET", key, "f")
+        yield ("DEL", key)
+
+    async def main() -> list[Any]:
+        client = RespClient(URL, timeout=2)
+        try:
+            out = await client.execute_many(commands())
+            assert await client.execute_many(iter(())) == []
+            return out
+        finally:
+            await client.aclose()
+
+    out = run(main())
+    assert seen[-1] == b"1"
+    assert out[:2] == [b"OK", 2] and isinstance(out[2], RespError) and out[3] == 1
+
+
+def test_an_iterator_goes_after_the_commands_buffered_in_the_same_step() -> None:
+    key = f"test:resp:{uuid.uuid4().hex}"
+
+    async def main() -> tuple[Any, list[Any]]:
+        client = RespClient(URL, timeout=2)
+        try:
+            await client.execute("PING")  # connected: both calls below write in one loop step
+            # the INCR is buffered until the end of the step; the iterator's commands are
+            # written at once, after it
+            incr, out = await asyncio.gather(client.execute("INCR", key),
+                                             client.execute_many(iter([("GET", key), ("DEL", key)])))
+            return incr, out
+        finally:
+            await client.aclose()
+
+    incr, out = run(main())
+    assert incr == 1 and out == [b"1", 1]
+
+
 def test_script_runner_loads_the_script_after_a_flush() -> None:
     key = f"test:resp:{uuid.uuid4().hex}"
     source = "return redis.call('INCRBY', KEYS[1], ARGV[1]) -- test_resp " + uuid.uuid4().hex
@@ -90,12 +142,15 @@ def test_script_runner_loads_the_script_after_a_flush() -> None:
             second = await script([key], [3])
             await client.execute("SCRIPT", "FLUSH")
             batch = await script.many([([key], [1]), ([key], [1]), ([key], [1])])
+            # calls from an iterator: sent as produced, retried in order after NOSCRIPT
+            await client.execute("SCRIPT", "FLUSH")
+            streamed = await script.many(([key], [n]) for n in (10, 20, 30))
             await client.execute("DEL", key)
-            return [first, second, *batch]
+            return [first, second, *batch, *streamed]
         finally:
             await client.aclose()
 
-    assert run(main()) == [2, 5, 6, 7, 8]
+    assert run(main()) == [2, 5, 6, 7, 8, 18, 38, 68]
 
 
 def test_commands_of_one_loop_step_go_out_in_one_write_in_call_order() -> None:
