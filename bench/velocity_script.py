@@ -3,7 +3,8 @@
 Replays a simulated transaction stream (``app.training.simulate``, time order)
 through ``RedisVelocityStore.observe`` against a PRIVATE redis-server on a free
 port (``--save "" --appendonly no``, stopped at the end), then times
-1,000-transaction batches (``observe_many``). The store talks to Redis through
+1,000-transaction batches (``observe_matrix``, what the service calls; ``observe_many``
+for a revision without it). The store talks to Redis through
 ``app.resp.RespClient``, as the service does (``--client redis-py`` for redis-py's
 asyncio client). Reports per call: client latency p50/p99 of ``observe``, Redis
 CPU per script call (``INFO commandstats``: evalsha usec_per_call, and the
@@ -83,7 +84,12 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-async def _observe_batch(store: Any, batch: list[dict[str, Any]], client: Any) -> list[dict[str, float]]:
+async def _observe_batch(store: Any, batch: list[dict[str, Any]], client: Any) -> Any:
+    """A batch's velocity features as the service asks for them: ``observe_matrix`` (a
+    matrix), or before it existed ``observe_many`` (dicts)."""
+    matrix = getattr(store, "observe_matrix", None)
+    if matrix is not None:
+        return await matrix(batch, timeout=30.0)
     many = getattr(store, "observe_many", None)
     if many is not None:
         return await many(batch, timeout=30.0)
@@ -149,6 +155,10 @@ async def _measure(mod: Any, url: str, pid: int, recs: list[dict[str, Any]], bat
             t0 = time.perf_counter()
             got = await _observe_batch(store, batch, store_client)
             btimes.append((time.perf_counter() - t0) * 1000)
+            if not isinstance(got, list):  # a matrix: as dicts, for the comparison (not timed)
+                from app.features import VELOCITY_FEATURES
+
+                got = [dict(zip(VELOCITY_FEATURES, row)) for row in got.tolist()]
             results.extend(got)
         bcpu = _cpu_seconds(pid) - bcpu0
         # the batches' script calls: what commandstats counted since the replay
@@ -193,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="measurements of each store (alternating); medians reported")
     p.add_argument("--chunk", type=int, default=0,
                    help="transactions per script call of a batch (the working tree's chunk_size; 0: its default)")
+    p.add_argument("--redis-core", type=int, default=-1,
+                   help="pin redis-server to this core and the benchmark (the client) to the others "
+                        "(default: nothing pinned); on a shared 2-core machine this keeps the client's work "
+                        "and Redis's from taking turns on one core")
     p.add_argument("--client", choices=("resp", "redis-py"), default="resp",
                    help="the store's Redis client: app.resp.RespClient (the service's) or redis-py's asyncio client")
     args = p.parse_args(argv)
@@ -205,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     recs = _records(args.rows, args.days, args.seed)
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="velbench-")
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+    pin: list[str] = []
+    if args.redis_core >= 0:
+        pin = ["taskset", "-c", str(args.redis_core)]
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - {args.redis_core})
+    proc = subprocess.Popen([*pin, "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", data_dir],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -219,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             except redis.ConnectionError:
                 time.sleep(0.05)
         print(f"{len(recs)} transactions over {args.days} d, batches {args.batches} x {args.batch_size}; "
-              f"client {args.client}; redis-server {port}; load average before {_loadavg()}")
+              f"client {args.client}; redis-server {port}"
+              f"{f' on core {args.redis_core}, the client on the others' if pin else ''}; "
+              f"load average before {_loadavg()}")
         runs: list[list[dict[str, float]]] = [[] for _ in stores]
         outs: list[list[dict[str, float]]] = [[] for _ in stores]
         for r in range(max(1, args.repeat)):
