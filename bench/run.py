@@ -111,7 +111,7 @@ def _counters(port: int) -> dict[str, float]:
 
 
 def _script_cost(url: str) -> float | None:
-    """Redis CPU per velocity script (EVALSHA) over the run, from INFO commandstats."""
+    """Redis time per single-score velocity script (EVALSHA) over the runs so far, from INFO commandstats."""
     import redis
 
     client = redis.Redis.from_url(url)
@@ -165,10 +165,12 @@ def _measure(args: argparse.Namespace, run: str, model_dir: Path, data_dir: Path
         results["fixed_rate"] = [
             {"offered_rps": r, **_wrk(port, args.duration, args.paced_connections, r, f"{run}r{r}", args.client_core)}
             for r in (int(x) for x in args.rates.split(",") if x)]
+        # Read before the batches: their script calls (up to app.velocity.DEFAULT_CHUNK
+        # transactions each) are EVALSHAs too and would mix into the per-score figure.
+        results["redis_script_usec_per_call"] = _script_cost(redis_url)
         results["batch"] = _batch(port, 1000, 20, run)
         results["batch_without_reasons"] = _batch(port, 1000, 20, run, reasons=False)
         results["counters"] = _counters(port)
-        results["redis_script_usec_per_call"] = _script_cost(redis_url)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
