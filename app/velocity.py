@@ -49,15 +49,17 @@ which the infrastructure provisions).
 
 Batches (``RedisVelocityStore.observe_matrix``, the service's ``/v1/score/batch``): the
 transactions go as calls of a second script, generated from the same Lua text, that
-runs the per-transaction logic for each of up to ``chunk_size`` transactions (32 by
-default, ``DEFAULT_CHUNK``: a call blocks Redis ~2 ms) in order, so each sees the
-earlier ones of the batch exactly as sequential ``observe`` calls would; all calls in
-one write; transactions at the same time share their bounds; one packed reply per call,
-the batch parsed by one ``numpy.frombuffer``. Redis's own cost per transaction barely
-changes (65.5 against 68.4 us, 68 against 74 us of process CPU: the script's ~30 commands
-per transaction, not the call, are what it costs); the client's work shrinks (fewer
-arguments, no per-transaction reply or dict) and ``observe`` keeps its script and cost
-(``python -m bench.velocity_script --ref REV``, docs/BENCHMARKS.md).
+runs the per-transaction logic for each of up to ``chunk_size`` transactions (16 by
+default, ``DEFAULT_CHUNK``: a call blocks Redis ~1.2 ms) in order, so each sees the
+earlier ones of the batch exactly as sequential ``observe`` calls would; each call
+written as soon as it is built (Redis starts on the first while the client builds the
+rest); transactions at the same time share their bounds; one packed reply per call, the
+batch parsed by one ``numpy.frombuffer``. Redis's own cost per transaction barely
+changes (70.8 against 74.0 us, 74 against 78 us of process CPU: the script's ~30
+commands and its Lua per transaction, not the call, are what it costs); the client's
+work shrinks and overlaps Redis's (a 1,000-transaction batch 78.7 against 94.3 ms), and
+``observe`` keeps its script and cost (``python -m bench.velocity_script --ref REV
+--redis-core 1``, 2026-11-22 08:19 UTC, docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -338,15 +340,15 @@ _R_CP = 4
 _N_REC = _R_CP - 1 + 2 * len(DISTINCTS)
 _N_HEAD = 2
 _N_BOUNDS = (2 + len(WINDOWS_MS)) * len(_ARG_SLOTS)
-# Transactions per script call of a batch (RedisVelocityStore's chunk_size). Redis runs
-# one script call without serving anyone else, so a chunk delays the single scores
-# sharing the server by its run time: at ~65 us of Redis per batch transaction, 32
-# take ~2 ms (16: 1.0 ms, 64: 4.0 ms, 128: 8.3 ms; up to 2x that under load), well
-# inside the single-score latency target (p99 < 5 ms) and timeout (25-50 ms), while
-# Redis's cost per transaction is the same from 16 per call up (64-69 us for 1 to
-# 1,000: the script's commands, not the per-call overhead, dominate)
-# (python -m bench.velocity_script --rows 5000 --repeat 1 --chunk N, 2026-11-22 07:45 UTC).
-DEFAULT_CHUNK = 32
+# Transactions per script call of a batch (RedisVelocityStore's chunk_size). Redis's
+# cost per batch transaction does not depend on it (73-77 us of Redis time from 1 to
+# 1,000 per call: the script's ~30 commands and its Lua, not the call, are the cost),
+# but Redis serves no one else while a call runs, so it is what a single score arriving
+# meanwhile may wait: 1.2 ms for 16, 2.4 ms for 32, 4.6 ms for 64, 9.7 ms for 128. 16 is
+# about what one script per transaction already cost it (Redis reads a pipeline 16 KB,
+# ~16 such scripts, at a time) and well inside the single-score p99 target (5 ms)
+# (python -m bench.velocity_script --repeat 1 --redis-core 1 --chunk N, 2026-11-22 08:19 UTC).
+DEFAULT_CHUNK = 16
 
 
 def _lua(batch: bool) -> str:
