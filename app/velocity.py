@@ -55,11 +55,11 @@ earlier ones of the batch exactly as sequential ``observe`` calls would; each ca
 written as soon as it is built (Redis starts on the first while the client builds the
 rest); transactions at the same time share their bounds; one packed reply per call, the
 batch parsed by one ``numpy.frombuffer``. Redis's own cost per transaction barely
-changes (70.8 against 74.0 us, 74 against 78 us of process CPU: the script's ~30
+changes (72.5 against 76.4 us, 78 against 80 us of process CPU: the script's ~30
 commands and its Lua per transaction, not the call, are what it costs); the client's
-work shrinks and overlaps Redis's (a 1,000-transaction batch 78.7 against 94.3 ms), and
+work shrinks and overlaps Redis's (a 1,000-transaction batch 83.8 against 98.4 ms), and
 ``observe`` keeps its script and cost (``python -m bench.velocity_script --ref REV
---redis-core 1``, 2026-11-22 08:19 UTC, docs/BENCHMARKS.md).
+--redis-core 1``, 2026-11-22 08:20 UTC, docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
