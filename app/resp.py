@@ -253,14 +253,19 @@ class RespClient:
         finally:
             timer.cancel()
         out: list[Any] = []
+        failure: BaseException | None = None
+        # Every future's outcome is read, also after a failure: an unread exception
+        # would be logged once per command ("Future exception was never retrieved").
         for fut in futures:
             exc = fut.exception()
             if isinstance(exc, RespError):
                 out.append(exc)
             elif exc is not None:
-                raise exc
+                failure = failure or exc
             else:
                 out.append(fut.result())
+        if failure is not None:
+            raise failure
         return out
 
     def register_script(self, source: str) -> "ScriptRunner":

@@ -4,6 +4,7 @@ Redis on 127.0.0.1:6379 and against a scripted fake server for the failure cases
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from typing import Any
@@ -125,6 +126,26 @@ def test_an_iterator_goes_after_the_commands_buffered_in_the_same_step() -> None
 
     incr, out = run(main())
     assert incr == 1 and out == [b"1", 1]
+
+
+def test_a_batch_timing_out_raises_once_and_logs_nothing() -> None:
+    async def main() -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _, context: reported.append(context))
+        client = RespClient(URL, timeout=2)
+        try:
+            busy = ("EVAL", "local i = 0 while i < 2e6 do i = i + 1 end return i", 0)  # some ms of Redis
+            with pytest.raises(TimeoutError, match="batch not answered within"):
+                await client.execute_many([busy] + [("PING",)] * 50, timeout=0.001)
+            assert await client.execute("PING") == b"PONG"  # late replies dropped in order
+            gc.collect()
+            await asyncio.sleep(0)
+            return reported
+        finally:
+            await client.aclose()
+
+    assert run(main()) == []
 
 
 def test_script_runner_loads_the_script_after_a_flush() -> None:
