@@ -1,6 +1,6 @@
 """Put the newest ``python -m bench.run`` results into docs/BENCHMARKS.md.
 
-    python -m bench.run && python -m bench.service_section ["the bench.run command, for the text"]
+    python -m bench.run && python -m bench.service_section ["the bench.run command, for the text"] [results.json]
 
 Rewrites the ``service-bench`` section (bench/docs.py markers) with that run's table and
 the machine-readable capacity line read by ``python -m tools.capacity`` (delivery):
@@ -29,8 +29,8 @@ def capacity_line(r: dict) -> str:
 
 
 def main() -> int:
-    """Write the section from the newest bench.run result."""
-    runs = sorted(RESULTS.glob("2*.json"))
+    """Write the section from the newest bench.run result (or the one named second)."""
+    runs = [Path(sys.argv[2])] if len(sys.argv) > 2 else sorted(RESULTS.glob("2*.json"))
     if not runs:
         print("bench.service_section: no bench/results/<time>.json; run python -m bench.run first", file=sys.stderr)
         return 2
