@@ -365,3 +365,29 @@ def test_a_unix_socket_url_reaches_its_database(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_reply_that_arrived_while_the_loop_was_stalled_is_taken_not_timed_out() -> None:
+    # The service runs on uvloop, which runs due timers before it polls for I/O: after a
+    # stall of the event loop longer than the timeout, the reply already sitting in the
+    # socket must still win over the call's own timer.
+    import time
+
+    import uvloop
+
+    async def main() -> list[Any]:
+        client = RespClient(URL, timeout=0.02)
+        try:
+            await client.execute("PING")  # connected
+            out = []
+            for _ in range(5):
+                call = asyncio.ensure_future(client.execute("ECHO", "x"))
+                await asyncio.sleep(0)  # sent (at the end of this step)
+                await asyncio.sleep(0)
+                time.sleep(0.06)  # the loop stalls past the timeout; Redis answers meanwhile
+                out.append(await asyncio.gather(call, return_exceptions=True))
+            return out
+        finally:
+            await client.aclose()
+
+    assert uvloop.run(main()) == [[b"x"]] * 5
