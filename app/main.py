@@ -7,6 +7,8 @@ exact bytes that were sent.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from contextlib import asynccontextmanager
@@ -85,9 +87,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings, audit_backlog=lambda: service.audit.backlog if service.audit is not None else None)
         if publisher is not None:
             publisher.start()
+        lag = asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag")
         try:
             yield
         finally:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
             if publisher is not None:
                 await publisher.stop()
             await models.stop()
