@@ -94,6 +94,22 @@ def _oip_body(model_dir: Path) -> str:
     return json.dumps({"inputs": [{"name": "input", "shape": [1, len(row)], "datatype": "FP32", "data": row}]})
 
 
+def _loop_lag(port: int, over: str = "0.025") -> dict[str, float]:
+    """Wake-ups of the worker's loop-lag timer (every 0.1 s) so far, and how many came later
+    than ``over`` seconds (fraudstack_event_loop_lag_seconds on /metrics)."""
+    import httpx
+
+    out = {"samples": 0.0, "late": 0.0, "over_s": float(over)}
+    within = 0.0
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+        if line.startswith("fraudstack_event_loop_lag_seconds_count "):
+            out["samples"] = float(line.split()[-1])
+        elif line.startswith(f'fraudstack_event_loop_lag_seconds_bucket{{le="{over}"}} '):
+            within = float(line.split()[-1])
+    out["late"] = out["samples"] - within
+    return out
+
+
 def _counters(port: int) -> dict[str, float]:
     """Scores, degraded scores and Redis errors over the whole run (from /metrics)."""
     import httpx
@@ -168,6 +184,8 @@ def _measure(args: argparse.Namespace, run: str, model_dir: Path, data_dir: Path
         # Read before the batches: their script calls (up to app.velocity.DEFAULT_CHUNK
         # transactions each) are EVALSHAs too and would mix into the per-score figure.
         results["redis_script_usec_per_call"] = _script_cost(redis_url)
+        # Also before the batches, which hold the loop for tens of milliseconds by design.
+        results["loop_lag"] = _loop_lag(port)
         results["batch"] = _batch(port, 1000, 20, run)
         results["batch_without_reasons"] = _batch(port, 1000, 20, run, reasons=False)
         results["counters"] = _counters(port)
@@ -278,7 +296,13 @@ def _markdown(r: dict[str, Any]) -> str:
     c = r["counters"]
     lines += ["", f"Scores over the run: {c['scored']:.0f}; scored degraded (without velocity features): {c['degraded']:.0f}; "
               f"Redis errors/timeouts: {c['redis_errors']:.0f}; Redis CPU per velocity script: "
-              f"{r.get('redis_script_usec_per_call') or float('nan'):.0f} µs (INFO commandstats)", ""]
+              f"{r.get('redis_script_usec_per_call') or float('nan'):.0f} µs (INFO commandstats)"]
+    lag = r.get("loop_lag")
+    if lag:
+        lines.append(f"Event-loop stalls before the batches: {lag['late']:.0f} of {lag['samples']:.0f} wake-ups of the "
+                     f"worker's 0.1 s lag timer came more than {lag['over_s'] * 1000:.0f} ms late "
+                     "(fraudstack_event_loop_lag_seconds; the Redis timeout is 25 ms)")
+    lines.append("")
     for b in (r["batch"], r["batch_without_reasons"]):
         lines.append(f"Batch of {b['size']} {'with' if b['reasons'] else 'without'} reasons (median of {b['repeats']}): "
                      f"round trip {b['round_trip_ms_median']:.1f} ms (min {b['round_trip_ms_min']:.1f}); in the service "
