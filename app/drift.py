@@ -283,7 +283,13 @@ class QualityMonitor:
 
         until = datetime.now(timezone.utc)
         with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as conn:
-            values = quality(conn, self.schema, until - timedelta(days=self.days), until)
+            try:
+                values = quality(conn, self.schema, until - timedelta(days=self.days), until)
+            except psycopg.errors.UndefinedTable:
+                # A new schema: the audit writer creates its tables with its first batch, and
+                # the first run here comes at start-up. Nothing to measure yet; not a fault.
+                log.info("quality metrics: no audit tables in schema %s yet", self.schema)
+                return {}
         publish_quality(values, self.dimensions)
         return values
 

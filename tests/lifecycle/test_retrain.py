@@ -208,3 +208,16 @@ def test_quality_monitor_sets_gauges_and_emits_emf(schema: str, audit: dict[str,
     assert doc["DeclinePrecision"] == pytest.approx(values["decline_precision"])
     assert {m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]} == {
         "DeclinePrecision", "DeclineRecall", "ReviewPrecision", "ReviewRecall"}
+
+
+def test_quality_monitor_before_the_first_audit_batch_measures_nothing_and_warns_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from app.drift import QualityMonitor
+
+    fresh = f"fresh_{uuid.uuid4().hex[:8]}"  # no audit tables: a worker's first seconds
+    with caplog.at_level(logging.INFO, logger="fraudstack.drift"):
+        assert QualityMonitor(PG, fresh, 30, 60, {}).run_once() == {}
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "fraudstack.drift"] == [
+        ("INFO", f"quality metrics: no audit tables in schema {fresh} yet")]
