@@ -133,6 +133,10 @@ class Service:
             self.guard = RedisGuard(self.redis, s.redis_retry_seconds)
             self.velocity = Velocity(RedisVelocityStore(self.velocity_client, key_prefix=f"{s.redis_key_prefix}vel",
                                                         timeout=timeout, result_ttl=s.velocity_result_ttl_seconds), self.guard)
+            try:
+                await self.velocity.store.preload()
+            except Exception as exc:  # Redis down at start-up: scores degrade and recover on their own
+                log.warning("velocity scripts not preloaded (%s); loaded on first use", exc)
         else:
             self.velocity = Velocity(MemoryVelocityStore(), None)
         self.limiter = RateLimiter(self.guard, s.redis_key_prefix, s.rate_limit_per_second)

@@ -697,6 +697,26 @@ class RedisVelocityStore:
         """Velocity values to use when the store is unavailable."""
         return velocity_defaults()
 
+    async def preload(self, timeout: float = 1.0) -> None:
+        """Load both scripts into Redis (and open the connection) before the first score.
+
+        Otherwise the first scores of a worker, arriving together, each get ``NOSCRIPT``
+        and load the script (Redis compiles it) within their own tight timeout, while the
+        worker runs its cold code paths: a few of them used to time out and score
+        degraded at start-up. Raises ``VelocityUnavailable`` when Redis does not answer;
+        scoring then loads the scripts on first use, as before.
+        """
+        try:
+            for source in (_SCRIPT, _BATCH_SCRIPT):
+                if isinstance(self._client, RespClient):
+                    await self._client.execute("SCRIPT", "LOAD", source, timeout=timeout)
+                else:
+                    await asyncio.wait_for(self._client.script_load(source), timeout)
+        except asyncio.TimeoutError:
+            raise VelocityUnavailable(f"redis velocity store: scripts not loaded within {timeout}s") from None
+        except Exception as exc:  # redis.RedisError, OSError, ...
+            raise VelocityUnavailable(f"redis velocity store: {type(exc).__name__}: {exc}") from exc
+
     def _transaction(self, txn: Mapping[str, Any]) -> tuple[int, list[str], list[str]]:
         """A transaction's time, keys and arguments (all but the offset of its bounds)."""
         txid, t, amount = _parse_txn(txn)

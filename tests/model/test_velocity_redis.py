@@ -346,3 +346,28 @@ def test_batch_reply_of_the_wrong_size_is_unavailable(redis_prefix):
     asyncio.run(run())
     with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
         RedisVelocityStore(object(), key_prefix=redis_prefix, chunk_size=0)
+
+
+@pytest.mark.parametrize("kind", ["resp", "redis-py"])
+def test_preload_puts_both_scripts_in_redis_and_a_dead_redis_is_unavailable(redis_prefix, kind):
+    import redis as sync_redis
+
+    from app.velocity import _BATCH_SCRIPT, _SCRIPT
+    from app.resp import ScriptRunner
+
+    shas = [ScriptRunner(None, src).sha for src in (_SCRIPT, _BATCH_SCRIPT)]  # type: ignore[arg-type]
+    admin = sync_redis.Redis.from_url(REDIS_URL)
+    admin.script_flush()  # as after a Redis restart
+    assert admin.script_exists(*shas) == [False, False]
+
+    async def run(url: str) -> None:
+        client = _store_client(kind, url, timeout=0.5)
+        try:
+            await RedisVelocityStore(client, key_prefix=redis_prefix).preload(timeout=0.5)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run(REDIS_URL))
+    assert admin.script_exists(*shas) == [True, True]
+    with pytest.raises(VelocityUnavailable, match="redis velocity store"):
+        asyncio.run(run("redis://127.0.0.1:1/0"))  # nothing listens on port 1
