@@ -331,7 +331,7 @@ class InferenceBatcher:
     not with the first request: every score that reaches inference in the same step
     joins it. Under load this turns many thread hand-offs into one, and a run of n
     rows costs far less than n runs of one (with reasons: 27 µs for 1 row, 44 µs for
-    4, 81 µs for 16 on the demo model); it never blocks the event loop. Leaving at
+    4, 81 µs for 16 on the demo model, timed once); it never blocks the event loop. Leaving at
     the end of the step cut the worker's CPU per ``/v1/score`` at saturation from
     372 to 314 µs (means of two runs each, alternating, ``python -m bench.probe
     --only score``, 2026-11-22 07:45 UTC): batches of one fell from about 40 % of
